@@ -1,0 +1,194 @@
+"""A fake OpenAI-compatible model server (real HTTP on 127.0.0.1) for tests.
+
+The `fake_llm` fixture starts it (once per session), resets it per test and points
+`INFERENCE_*` / `EMBEDDINGS_*` at it.  Script the next replies, in order::
+
+    fake_llm.reply_json({"summary": "..."})      # a valid completion
+    fake_llm.reply_text("not json")               # an invalid completion
+    fake_llm.reply_error(500)                     # an HTTP error
+    fake_llm.reply_slow(5, {"summary": "..."})    # answers after 5 s (client times out first)
+
+With nothing scripted, a chat completion answers a minimal valid instance of the
+requested JSON schema, and embeddings answer deterministic vectors of
+`fake_llm.dims` numbers.  `fake_llm.requests` holds every request body received
+(`fake_llm.chat_requests` only the chat ones), `fake_llm.headers` their headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+def instance_of(schema: dict):
+    """The smallest value that satisfies our JSON schema subset."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        return {name: instance_of(schema["properties"][name]) for name in schema.get("required", [])}
+    if kind == "array":
+        return [instance_of(schema.get("items", {"type": "string"}))] * schema.get("minItems", 0)
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    return None
+
+
+class FakeLLM:
+    def __init__(self):
+        self.dims = 8
+        self.model = "fake-model"
+        self._script: deque = deque()
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    # -- scripting --
+    def reply_json(self, data: dict, *, prompt_tokens: int = 120, completion_tokens: int = 40):
+        self._script.append(("content", json.dumps(data), prompt_tokens, completion_tokens))
+
+    def reply_text(self, text: str, *, prompt_tokens: int = 120, completion_tokens: int = 10):
+        self._script.append(("content", text, prompt_tokens, completion_tokens))
+
+    def reply_error(self, status: int = 500, message: str = "internal error"):
+        self._script.append(("error", status, message))
+
+    def reply_slow(self, seconds: float, data: dict | None = None):
+        self._script.append(("slow", seconds, data))
+
+    def reply_embeddings(self, vectors: list[list[float]], *, reversed_order: bool = False):
+        self._script.append(("vectors", vectors, reversed_order))
+
+    @property
+    def chat_requests(self) -> list[dict]:
+        return [r for r in self.requests if "messages" in r]
+
+    def reset(self):
+        self._release.set()  # let any slow handler of the previous test finish now
+        self._release = threading.Event()
+        self._script.clear()
+        self.requests.clear()
+        self.headers.clear()
+        self.dims = 8
+
+    def close(self):
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- answering --
+    def _next(self):
+        with self._lock:
+            return self._script.popleft() if self._script else None
+
+    def answer(self, path: str, body: dict) -> tuple[int, dict]:
+        step = self._next()
+        if step and step[0] == "error":
+            return step[1], {"error": {"code": step[1], "message": step[2], "type": "server_error"}}
+        if step and step[0] == "slow":
+            self._release.wait(step[1])
+            step = ("content", json.dumps(step[2] or {}), 1, 1)
+        if path.endswith("/embeddings"):
+            inputs = body.get("input") or []
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            vectors = step[1] if step and step[0] == "vectors" else [self._vector(t) for t in inputs]
+            data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+            if step and step[0] == "vectors" and step[2]:
+                data.reverse()  # servers may answer out of order; `index` is what counts
+            return 200, {
+                "object": "list",
+                "model": body.get("model") or self.model,
+                "data": data,
+                "usage": {"prompt_tokens": sum(len(t.split()) for t in inputs), "total_tokens": 0},
+            }
+        if step is None:
+            fmt = body.get("response_format") or {}
+            schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or {}
+            step = ("content", json.dumps(instance_of(schema)), 100, 20)
+        _, content, prompt_tokens, completion_tokens = step
+        return 200, {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "model": body.get("model") or self.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _vector(self, text: str) -> list[float]:
+        digest = hashlib.sha256(text.encode()).digest()
+        return [digest[i % len(digest)] / 255 for i in range(self.dims)]
+
+
+def _handler_for(fake: FakeLLM):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = {}
+            fake.requests.append(body)
+            fake.headers.append(dict(self.headers))
+            if self.path not in ("/v1/chat/completions", "/v1/embeddings"):
+                status, payload = 404, {"error": {"code": 404, "message": "File Not Found"}}
+            else:
+                status, payload = fake.answer(self.path, body)
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:  # the client gave up (timeout test)
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@pytest.fixture(scope="session")
+def _fake_llm_server():
+    fake = FakeLLM()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def fake_llm(_fake_llm_server, settings):
+    fake = _fake_llm_server
+    fake.reset()
+    settings.INFERENCE_URL = fake.url
+    settings.INFERENCE_MODEL = fake.model
+    settings.INFERENCE_API_KEY = "test-inference-key"
+    settings.EMBEDDINGS_URL = fake.url
+    settings.EMBEDDINGS_MODEL = "fake-embed"
+    settings.EMBEDDINGS_API_KEY = ""
+    settings.EMBEDDINGS_DIMS = fake.dims
+    settings.LLM_TIMEOUT_SECONDS = 1.0
+    settings.LLM_MAX_RETRIES = 2
+    settings.LLM_RETRY_BACKOFF_SECONDS = 0.01
+    yield fake
+    fake.reset()
