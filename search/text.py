@@ -1,0 +1,136 @@
+"""Query text handling shared by every backend: terms, FTS escaping, snippets.
+
+User queries are never passed to a query language as typed.  They are cut into
+plain word terms (letters and digits only), so quotes, parentheses, `*`, `-`,
+`:` column filters and the FTS5 operators `AND`/`OR`/`NOT`/`NEAR` are just
+words or separators.  Scripts written without spaces (Chinese, Japanese,
+Korean) are split into one term per character at index and query time, and a
+run of them in a query becomes a phrase, so a word inside a sentence matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+MAX_TERMS = 64  # a pasted essay still searches; its first 64 distinct words are plenty for BM25
+MAX_EMBED_CHARS = 2000  # keeps query and document embeddings inside a small model's context
+SNIPPET_CHARS = 240
+
+_WORD = re.compile(r"[^\W_]+")
+# Han, Hiragana, Katakana, Hangul, CJK compatibility ranges: written without spaces.
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f]"
+)
+_SUFFIXES = ("ings", "ing", "ies", "ied", "ers", "er", "es", "ed", "ly", "s")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def segment(text: str) -> str:
+    """Text as the FTS tokenizer should see it: CJK characters spaced apart."""
+    return _CJK.sub(lambda m: f" {m.group(0)} ", text) if _CJK.search(text) else text
+
+
+def terms(query: str) -> list[str]:
+    """The distinct search terms of a query, in order; CJK runs kept as one phrase term."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for word in _WORD.findall(query):
+        # A word may mix scripts ("東京2024"): split CJK runs from the rest.
+        for part in re.findall(f"{_CJK.pattern}+|(?:(?!{_CJK.pattern})[^\\W_])+", word):
+            key = part.casefold()
+            if key not in seen:
+                seen.add(key)
+                found.append(part)
+                if len(found) >= MAX_TERMS:
+                    return found
+    return found
+
+
+def fts_match(query_terms: list[str]) -> str:
+    """An FTS5 MATCH expression that ORs the quoted terms (BM25 ranks docs with more terms first)."""
+    quoted = []
+    for term in query_terms:
+        # Inside double quotes FTS5 treats everything as tokens to match; quotes are doubled.
+        quoted.append('"' + segment(term).strip().replace('"', '""') + '"')
+    return " OR ".join(quoted)
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _stem(word: str) -> str:
+    # Crude on purpose: it only decides what to highlight; ranking uses FTS5's porter stemmer.
+    word = _fold(word)
+    for suffix in _SUFFIXES:
+        if len(word) - len(suffix) >= 3 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def _match_spans(text: str, query_terms: list[str]) -> list[tuple[int, int]]:
+    stems = {_stem(t) for t in query_terms if not _CJK.match(t)}
+    spans = []
+    if stems:
+        for m in _WORD.finditer(text):
+            if _stem(m.group(0)) in stems:
+                spans.append((m.start(), m.end()))
+    for term in query_terms:
+        if _CJK.match(term):
+            spans.extend((m.start(), m.end()) for m in re.finditer(re.escape(term), text))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def snippet(text: str, query_terms: list[str], size: int = SNIPPET_CHARS) -> list[tuple[str, bool]]:
+    """A window of `text` around the first match, as (piece, is_match) pairs.
+
+    The pieces are plain text: templates escape them and wrap matches in <mark>,
+    so nothing from the document is ever rendered as HTML.
+    """
+    spans = _match_spans(text, query_terms) if query_terms else []
+    start = 0
+    if spans and spans[0][0] > size // 3:
+        start = spans[0][0] - size // 3
+        # Begin at a word boundary so the snippet doesn't open mid-word.
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 and start - space < 20 else start
+    end = min(len(text), start + size)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + size // 2 else end
+    pieces: list[tuple[str, bool]] = []
+    if start > 0:
+        pieces.append(("…", False))
+    cursor = start
+    for s, e in spans:
+        if e <= start or s >= end:
+            continue
+        s, e = max(s, start), min(e, end)
+        if s > cursor:
+            pieces.append((text[cursor:s], False))
+        pieces.append((text[s:e], True))
+        cursor = e
+    if cursor < end:
+        pieces.append((text[cursor:end], False))
+    if end < len(text):
+        pieces.append(("…", False))
+    return pieces
+
+
+def embedding_input(text: str) -> str:
+    return text[:MAX_EMBED_CHARS]

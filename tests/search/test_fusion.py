@@ -1,0 +1,20 @@
+from search.fusion import RRF_K, reciprocal_rank_fusion
+
+
+def test_documents_found_by_both_rankings_come_first():
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "d", "a"]])
+    assert [doc for doc, _ in fused] == ["a", "c", "b", "d"]
+
+
+def test_scores_are_sums_of_reciprocal_ranks():
+    fused = dict(reciprocal_rank_fusion([["a"], ["b", "a"]]))
+    assert fused["a"] == 1 / (RRF_K + 1) + 1 / (RRF_K + 2)
+    assert fused["b"] == 1 / (RRF_K + 1)
+
+
+def test_ties_break_by_best_rank_then_list_order_and_size_cuts():
+    assert [d for d, _ in reciprocal_rank_fusion([["x", "y"], ["z"]], size=2)] == ["x", "z"]
+
+
+def test_one_empty_ranking_leaves_the_other_intact():
+    assert [d for d, _ in reciprocal_rank_fusion([[], ["q", "r"]])] == ["q", "r"]
