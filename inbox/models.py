@@ -1,0 +1,200 @@
+"""Counterpart accounts, conversations, messages and attachments (spec §5)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rediska.fields import MediumTextField, Visibility, created_at, enum_check, updated_at
+
+
+class ExternalAccountRemoteStatus(models.TextChoices):
+    ACTIVE = "active"
+    DELETED = "deleted"
+    SUSPENDED = "suspended"
+    UNKNOWN = "unknown"
+
+
+class ExternalAccountAnalysisState(models.TextChoices):
+    NOT_ANALYZED = "not_analyzed", "Not analyzed"
+    ANALYZED = "analyzed", "Analyzed"
+    NEEDS_REFRESH = "needs_refresh", "Needs refresh"
+
+
+class ExternalAccountContactState(models.TextChoices):
+    NOT_CONTACTED = "not_contacted", "Not contacted"
+    CONTACTED = "contacted", "Contacted"
+
+
+class ExternalAccountEngagementState(models.TextChoices):
+    NOT_ENGAGED = "not_engaged", "Not engaged"
+    ENGAGED = "engaged", "Engaged"
+
+
+class ExternalAccount(models.Model):
+    RemoteStatus = ExternalAccountRemoteStatus
+
+    AnalysisState = ExternalAccountAnalysisState
+
+    ContactState = ExternalAccountContactState
+
+    EngagementState = ExternalAccountEngagementState
+
+    provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
+    external_user_id = models.CharField(max_length=128, null=True, blank=True)
+    external_username = models.CharField(max_length=128)
+    remote_status = models.CharField(
+        max_length=9, choices=RemoteStatus.choices, default=RemoteStatus.UNKNOWN, db_default=RemoteStatus.UNKNOWN
+    )
+    remote_status_last_seen_at = models.DateTimeField(null=True, blank=True)
+    analysis_state = models.CharField(
+        max_length=13, choices=AnalysisState.choices,
+        default=AnalysisState.NOT_ANALYZED, db_default=AnalysisState.NOT_ANALYZED,
+    )
+    contact_state = models.CharField(
+        max_length=13, choices=ContactState.choices,
+        default=ContactState.NOT_CONTACTED, db_default=ContactState.NOT_CONTACTED,
+    )
+    engagement_state = models.CharField(
+        max_length=11, choices=EngagementState.choices,
+        default=EngagementState.NOT_ENGAGED, db_default=EngagementState.NOT_ENGAGED,
+    )
+    first_analyzed_at = models.DateTimeField(null=True, blank=True)
+    first_contacted_at = models.DateTimeField(null=True, blank=True)
+    first_inbound_after_contact_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "external_accounts"
+        ordering = ["external_username"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_username"], name="uq_account"),
+            enum_check("external_accounts", "remote_status", ExternalAccountRemoteStatus.choices),
+            enum_check("external_accounts", "analysis_state", ExternalAccountAnalysisState.choices),
+            enum_check("external_accounts", "contact_state", ExternalAccountContactState.choices),
+            enum_check("external_accounts", "engagement_state", ExternalAccountEngagementState.choices),
+        ]
+        indexes = [
+            models.Index(fields=["provider", "remote_status"], name="idx_remote_status"),
+            models.Index(fields=["analysis_state", "contact_state", "engagement_state"], name="idx_states"),
+        ]
+
+    def __str__(self):
+        return self.external_username
+
+
+class Conversation(models.Model):
+    provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
+    external_conversation_id = models.CharField(max_length=128)
+    counterpart_account = models.ForeignKey(
+        ExternalAccount, on_delete=models.PROTECT, db_index=False, related_name="conversations"
+    )
+    identity = models.ForeignKey(
+        "identities.Identity", on_delete=models.PROTECT, db_index=False, related_name="conversations"
+    )
+    created_at = created_at()
+    updated_at = updated_at()
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "conversations"
+        ordering = ["-last_activity_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_conversation_id"], name="uq_conv"),
+        ]
+        indexes = [
+            models.Index(fields=["counterpart_account"], name="idx_conv_counterpart"),
+            models.Index(fields=["identity"], name="idx_conv_identity"),
+            models.Index(fields=["last_activity_at"], name="idx_conv_last_activity"),
+        ]
+
+    def __str__(self):
+        return f"Conversation {self.pk} with {self.counterpart_account_id}"
+
+
+class MessageDirection(models.TextChoices):
+    IN = "in", "Incoming"
+    OUT = "out", "Outgoing"
+    SYSTEM = "system", "System"
+
+
+class Message(models.Model):
+    Direction = MessageDirection
+
+    provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
+    external_message_id = models.CharField(max_length=128, null=True, blank=True)
+    conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, db_index=False, related_name="messages")
+    identity = models.ForeignKey(
+        "identities.Identity", on_delete=models.PROTECT, null=True, blank=True, db_index=False, related_name="+"
+    )
+    direction = models.CharField(max_length=6, choices=Direction.choices)
+    sent_at = models.DateTimeField()
+    body_text = MediumTextField(null=True, blank=True)
+    remote_visibility = models.CharField(
+        max_length=17, choices=Visibility.choices, default=Visibility.UNKNOWN, db_default=Visibility.UNKNOWN
+    )
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+
+    class Meta:
+        db_table = "messages"
+        ordering = ["sent_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_message_id"], name="uq_msg_ext"),
+            enum_check("messages", "direction", MessageDirection.choices),
+            enum_check("messages", "remote_visibility", Visibility.choices),
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "sent_at"], name="idx_msg_conv_time"),
+            models.Index(fields=["identity"], name="idx_msg_identity"),
+        ]
+
+    def __str__(self):
+        return f"Message {self.pk} ({self.direction})"
+
+
+class AttachmentStorageBackend(models.TextChoices):
+    FS = "fs", "Local filesystem"
+
+
+class Attachment(models.Model):
+    StorageBackend = AttachmentStorageBackend
+
+    message = models.ForeignKey(
+        Message, on_delete=models.PROTECT, null=True, blank=True, db_index=False, related_name="attachments"
+    )
+    storage_backend = models.CharField(
+        max_length=2, choices=StorageBackend.choices, default=StorageBackend.FS, db_default=StorageBackend.FS
+    )
+    storage_key = models.CharField(max_length=512)
+    sha256 = models.CharField(max_length=64)
+    mime_type = models.CharField(max_length=128)
+    size_bytes = models.BigIntegerField()
+    width_px = models.IntegerField(null=True, blank=True)
+    height_px = models.IntegerField(null=True, blank=True)
+    remote_visibility = models.CharField(
+        max_length=17, choices=Visibility.choices, default=Visibility.UNKNOWN, db_default=Visibility.UNKNOWN
+    )
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+
+    class Meta:
+        db_table = "attachments"
+        constraints = [
+            enum_check("attachments", "storage_backend", AttachmentStorageBackend.choices),
+            enum_check("attachments", "remote_visibility", Visibility.choices),
+        ]
+        indexes = [
+            models.Index(fields=["message"], name="idx_attach_msg"),
+            models.Index(fields=["sha256"], name="idx_attach_sha"),
+        ]
+
+    def __str__(self):
+        return self.storage_key

@@ -1,0 +1,105 @@
+"""Lead posts found in provider locations and public profile items (spec §5)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from rediska.fields import MediumTextField, Visibility, created_at, enum_check, updated_at
+
+
+class LeadPostStatus(models.TextChoices):
+    NEW = "new", "New"
+    SAVED = "saved", "Saved"
+    IGNORED = "ignored", "Ignored"
+    CONTACT_QUEUED = "contact_queued", "Queued for contact"
+    CONTACTED = "contacted", "Contacted"
+
+
+class LeadPost(models.Model):
+    Status = LeadPostStatus
+
+    provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
+    source_location = models.CharField(max_length=128)
+    external_post_id = models.CharField(max_length=128)
+    post_url = models.CharField(max_length=512)
+    author_account = models.ForeignKey(
+        "inbox.ExternalAccount", on_delete=models.PROTECT, null=True, blank=True, db_index=False,
+        related_name="lead_posts",
+    )
+    title = models.CharField(max_length=512, null=True, blank=True)
+    body_text = MediumTextField(null=True, blank=True)
+    post_created_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.NEW, db_default=Status.NEW)
+    remote_visibility = models.CharField(
+        max_length=17, choices=Visibility.choices, default=Visibility.UNKNOWN, db_default=Visibility.UNKNOWN
+    )
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+    # Beyond the DDL: the agent's lead score lives on the row so the leads list
+    # can sort by it without the leads app importing agents.
+    score = models.SmallIntegerField(null=True, blank=True)
+    score_reasons_json = models.JSONField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "lead_posts"
+        ordering = ["-post_created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "external_post_id"], name="uq_lead"),
+            enum_check("lead_posts", "status", LeadPostStatus.choices),
+            enum_check("lead_posts", "remote_visibility", Visibility.choices),
+            models.CheckConstraint(
+                condition=models.Q(score__isnull=True) | models.Q(score__gte=0, score__lte=100),
+                name="ck_lead_posts_score",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["provider", "source_location"], name="idx_source"),
+            models.Index(fields=["author_account"], name="idx_author"),
+            models.Index(fields=["status"], name="idx_status"),
+        ]
+
+    def __str__(self):
+        return self.title or self.external_post_id
+
+
+class ProfileItemItemType(models.TextChoices):
+    POST = "post", "Post"
+    COMMENT = "comment", "Comment"
+    IMAGE = "image", "Image"
+
+
+class ProfileItem(models.Model):
+    ItemType = ProfileItemItemType
+
+    account = models.ForeignKey(
+        "inbox.ExternalAccount", on_delete=models.PROTECT, db_index=False, related_name="profile_items"
+    )
+    item_type = models.CharField(max_length=7, choices=ItemType.choices)
+    external_item_id = models.CharField(max_length=128)
+    item_created_at = models.DateTimeField(null=True, blank=True)
+    text_content = MediumTextField(null=True, blank=True)
+    attachment = models.ForeignKey(
+        "inbox.Attachment", on_delete=models.PROTECT, null=True, blank=True, related_name="profile_items"
+    )
+    remote_visibility = models.CharField(
+        max_length=17, choices=Visibility.choices, default=Visibility.UNKNOWN, db_default=Visibility.UNKNOWN
+    )
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+
+    class Meta:
+        db_table = "profile_items"
+        ordering = ["-item_created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "item_type", "external_item_id"], name="uq_item"),
+            enum_check("profile_items", "item_type", ProfileItemItemType.choices),
+            enum_check("profile_items", "remote_visibility", Visibility.choices),
+        ]
+        indexes = [models.Index(fields=["account", "item_type"], name="idx_item_type")]
+
+    def __str__(self):
+        return f"{self.item_type} {self.external_item_id}"

@@ -1,0 +1,142 @@
+"""Core tables: the append-only audit log and the job ledger (spec §5)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .fields import MediumTextField, created_at, enum_check, updated_at
+
+
+class AuditImmutableError(Exception):
+    """Audit rows are append-only: the app never updates or deletes them."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditImmutableError("audit_log rows cannot be updated")
+
+    def delete(self):
+        raise AuditImmutableError("audit_log rows cannot be deleted")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditImmutableError("audit_log rows cannot be updated")
+
+
+class AuditLogActor(models.TextChoices):
+    USER = "user"
+    SYSTEM = "system"
+    AGENT = "agent"
+
+
+class AuditLogResult(models.TextChoices):
+    OK = "ok"
+    ERROR = "error"
+
+
+class AuditLog(models.Model):
+    Actor = AuditLogActor
+
+    Result = AuditLogResult
+
+    ts = created_at()
+    actor = models.CharField(max_length=6, choices=Actor.choices)
+    action_type = models.CharField(max_length=128)
+    provider_id = models.CharField(max_length=32, null=True, blank=True)
+    identity_id = models.BigIntegerField(null=True, blank=True)
+    entity_type = models.CharField(max_length=64, null=True, blank=True)
+    entity_id = models.BigIntegerField(null=True, blank=True)
+    request_json = models.JSONField(null=True, blank=True)
+    response_json = models.JSONField(null=True, blank=True)
+    result = models.CharField(max_length=5, choices=Result.choices)
+    error_detail = MediumTextField(null=True, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_log"
+        ordering = ["-ts", "-id"]
+        indexes = [
+            models.Index(fields=["ts"], name="idx_audit_ts"),
+            models.Index(fields=["action_type"], name="idx_audit_action"),
+            models.Index(fields=["provider_id"], name="idx_audit_provider"),
+            models.Index(fields=["identity_id"], name="idx_audit_identity"),
+        ]
+        constraints = [
+            enum_check("audit_log", "actor", AuditLogActor.choices),
+            enum_check("audit_log", "result", AuditLogResult.choices),
+        ]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None or kwargs.get("force_update"):
+            raise AuditImmutableError("audit_log rows cannot be updated")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditImmutableError("audit_log rows cannot be deleted")
+
+    def __str__(self):
+        return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.actor} {self.action_type} {self.result}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    DONE = "done"
+
+
+class Job(models.Model):
+    Status = JobStatus
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.RETRYING)
+
+    queue_name = models.CharField(max_length=64)
+    job_type = models.CharField(max_length=64)
+    payload_json = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_default=Status.QUEUED)
+    attempts = models.IntegerField(default=0, db_default=0)
+    max_attempts = models.IntegerField(default=10, db_default=10)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_error = MediumTextField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=256, null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+    # Beyond the DDL: live progress and outcome for the jobs page and the
+    # identity page, and timings to tell a stuck job from a slow one.
+    progress_json = models.JSONField(null=True, blank=True)
+    result_json = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "jobs"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_run_at"], name="idx_jobs_status")]
+        constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="uq_dedupe"),
+            enum_check("jobs", "status", JobStatus.choices),
+        ]
+
+    def __str__(self):
+        return f"{self.job_type}#{self.pk} {self.status}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int | None:
+        """Progress as a percentage when the job knows its total."""
+        progress = self.progress_json or {}
+        total, done = progress.get("total"), progress.get("done")
+        if not total or done is None:
+            return 100 if self.status == self.Status.DONE else None
+        return max(0, min(100, int(done * 100 / total)))
+
+    def set_progress(self, **fields) -> None:
+        """Merge fields into progress_json and save only that column (cheap, often)."""
+        self.progress_json = {**(self.progress_json or {}), **fields}
+        Job.objects.filter(pk=self.pk).update(progress_json=self.progress_json, updated_at=timezone.now())

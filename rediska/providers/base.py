@@ -1,0 +1,234 @@
+"""The provider interface: the only shape the core and the apps know.
+
+A provider (one social network) maps its own API onto these plain types.  Apps
+never see the provider's client library or JSON; they call a `ProviderSession`
+bound to one identity's refresh token, and receive dataclasses.
+
+Timestamps are always timezone-aware UTC.  Text is stored as received (the
+provider decodes HTML entities); nothing here is trusted or rendered unescaped.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+AccountStatus = Literal["active", "deleted", "suspended", "unknown"]
+Visibility = Literal["visible", "deleted_by_author", "removed", "unknown"]
+MessageFolder = Literal["inbox", "sent"]
+PostSort = Literal["new", "hot", "top"]
+ProfileItemKind = Literal["post", "comment"]
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What an authorization-code exchange or a refresh returns."""
+
+    access_token: str
+    refresh_token: str | None
+    scopes: tuple[str, ...]
+    expires_in: int | None = None
+
+    def __repr__(self) -> str:  # never leak tokens through logs or tracebacks
+        return f"TokenSet(scopes={self.scopes!r}, expires_in={self.expires_in!r})"
+
+
+@dataclass(frozen=True)
+class RemoteAccount:
+    """A person on the provider (our identity from `whoami`, or a counterpart)."""
+
+    username: str
+    user_id: str | None = None
+    status: AccountStatus = "unknown"
+    created_at: datetime | None = None
+    # Public "about" data worth keeping (karma, bio, icon URL...), JSON-safe.
+    about: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteMessage:
+    """One private message, flattened out of its thread.
+
+    `conversation_external_id` is the id of the thread's first message, so
+    every message of a thread carries the same value; `author` is None when
+    the provider no longer knows who wrote it (deleted account) or for
+    system notices (`is_system`).
+    """
+
+    external_id: str
+    conversation_external_id: str
+    author: str | None
+    recipient: str | None
+    sent_at: datetime
+    body: str | None
+    subject: str | None = None
+    parent_external_id: str | None = None
+    visibility: Visibility = "visible"
+    is_system: bool = False
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An item of a page that could not be mapped; logged, never fatal."""
+
+    external_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[RemoteMessage]
+    after: str | None  # cursor for the next (older) page; None at the end
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    external_id: str
+    location: str
+    url: str
+    author: str | None
+    title: str | None
+    body: str | None
+    created_at: datetime | None
+    visibility: Visibility = "visible"
+    score: int | None = None
+    num_comments: int | None = None
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PostPage:
+    posts: list[RemotePost]
+    after: str | None
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RemoteProfileItem:
+    external_id: str
+    item_type: ProfileItemKind
+    created_at: datetime | None
+    text: str | None
+    location: str | None = None
+    url: str | None = None
+    title: str | None = None
+    visibility: Visibility = "visible"
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProfileItemPage:
+    items: list[RemoteProfileItem]
+    after: str | None
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What the provider tells us about a message we just sent."""
+
+    external_id: str | None
+    conversation_external_id: str | None
+    sent_at: datetime
+
+
+class ProviderSession(abc.ABC):
+    """Operations on behalf of one identity (bound to its refresh token).
+
+    Every method may raise a `rediska.providers.errors.ProviderError`
+    subclass; nothing else escapes.  Rate limiting is applied inside.
+    """
+
+    @abc.abstractmethod
+    def whoami(self) -> RemoteAccount: ...
+
+    @abc.abstractmethod
+    def list_messages(
+        self, folder: MessageFolder, *, after: str | None = None, limit: int = 100
+    ) -> MessagePage:
+        """One page of the folder, newest first; `after` is the previous page's cursor."""
+
+    def iter_message_pages(
+        self, folder: MessageFolder, *, after: str | None = None, limit: int = 100
+    ) -> Iterator[MessagePage]:
+        while True:
+            page = self.list_messages(folder, after=after, limit=limit)
+            yield page
+            if not page.after or page.after == after:
+                return
+            after = page.after
+
+    @abc.abstractmethod
+    def send_message(
+        self,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        reply_to_external_id: str | None = None,
+    ) -> SentMessage:
+        """Send a new message (`to`, `subject`) or a reply in an existing thread."""
+
+    @abc.abstractmethod
+    def list_posts(
+        self,
+        location: str,
+        *,
+        sort: PostSort = "new",
+        query: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> PostPage:
+        """A page of posts in a location, or of a keyword search inside it."""
+
+    @abc.abstractmethod
+    def fetch_post(self, external_id: str) -> RemotePost: ...
+
+    @abc.abstractmethod
+    def fetch_profile(self, username: str) -> RemoteAccount: ...
+
+    @abc.abstractmethod
+    def fetch_profile_items(
+        self,
+        username: str,
+        kind: ProfileItemKind,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> ProfileItemPage: ...
+
+
+class Provider(abc.ABC):
+    """One social network.  Stateless; sessions carry the per-identity token."""
+
+    provider_id: str
+    display_name: str
+    # Hosts whose media may be downloaded (exact host or a subdomain of it).
+    media_hosts: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def is_configured(self) -> bool:
+        """True when the app credentials needed to talk to the provider are set."""
+
+    @abc.abstractmethod
+    def authorize_url(self, state: str) -> str:
+        """Where to send the browser to grant access (authorization-code flow)."""
+
+    @abc.abstractmethod
+    def exchange_code(self, code: str) -> TokenSet:
+        """Trade the callback's code for tokens (raises AuthError when refused)."""
+
+    @abc.abstractmethod
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Obtain a fresh access token; raises AuthError when the token is revoked."""
+
+    @abc.abstractmethod
+    def session(self, refresh_token: str) -> ProviderSession: ...
+
+    def is_media_host(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(host == h or host.endswith("." + h) for h in self.media_hosts)

@@ -1,0 +1,50 @@
+"""Errors a provider may raise.  Each carries a message fit to show the user."""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base class.  `user_message` is plain words, safe to render; never a secret."""
+
+    transient = False
+    default_message = "The provider returned an error."
+
+    def __init__(self, user_message: str | None = None, *, status: int | None = None):
+        self.user_message = user_message or self.default_message
+        self.status = status
+        super().__init__(self.user_message)
+
+
+class AuthError(ProviderError):
+    default_message = "Access was refused: the identity must be reconnected."
+
+
+class ForbiddenError(ProviderError):
+    default_message = "This is private, banned or otherwise not accessible."
+
+
+class NotFoundError(ProviderError):
+    default_message = "Not found on the provider."
+
+
+class RecipientRefusedError(ProviderError):
+    default_message = "This person does not accept messages from this identity."
+
+
+class InvalidRequestError(ProviderError):
+    default_message = "The provider rejected the request."
+
+
+class TransientError(ProviderError):
+    """Worth retrying later: server errors, timeouts, network failures."""
+
+    transient = True
+    default_message = "The provider could not be reached; try again shortly."
+
+
+class RateLimitedError(TransientError):
+    default_message = "Rate limited by the provider; try again shortly."
+
+    def __init__(self, user_message: str | None = None, *, retry_after: float | None = None, status: int | None = 429):
+        super().__init__(user_message, status=status)
+        self.retry_after = retry_after

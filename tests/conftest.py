@@ -1,0 +1,27 @@
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Throttle counters and rate-limit state must not leak between tests.
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser(username="admin", password="correct horse battery")
+
+
+@pytest.fixture
+def auth_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def identity(db):
+    from tests.factories import IdentityFactory
+
+    return IdentityFactory(is_default=True)

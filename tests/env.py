@@ -1,0 +1,22 @@
+"""Loaded before Django (`-p tests.env`): isolate every test run.
+
+Each run gets its own DATA_DIR (so nothing touches ./var and parallel runs
+never share files), an in-memory Celery broker (tasks are called directly in
+tests), no provider rate limit unless a test turns it on, and no outside
+model or search servers unless a fixture starts a fake one.
+"""
+
+import os
+import tempfile
+
+_data_dir = tempfile.mkdtemp(prefix="rediska-test-")
+os.environ["DATA_DIR"] = _data_dir
+os.environ["REDISKA_IGNORE_DOTENV"] = "1"
+os.environ["CELERY_BROKER_URL"] = "memory://"
+os.environ["CELERY_RESULT_BACKEND"] = "cache+memory://"
+os.environ["PROVIDER_RATE_QPM_DEFAULT"] = "0"
+os.environ["LOG_FORMAT"] = "text"
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+for name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH", "BACKUPS_PATH",
+             "SEARCH_INDEX_PATH", "ENCRYPTION_KEY", "DJANGO_SECRET_KEY"):
+    os.environ.pop(name, None)
