@@ -25,3 +25,7 @@ def identity(db):
     from tests.factories import IdentityFactory
 
     return IdentityFactory(is_default=True)
+
+
+from tests.fakes.llm_server import _fake_llm_server, fake_llm  # noqa: E402,F401
+from tests.fakes.reddit_server import _fake_reddit_server, fake_reddit  # noqa: E402,F401
