@@ -1,0 +1,396 @@
+import pytest
+from django.urls import reverse
+
+from agents import services
+from agents.models import Draft, LLMCall
+from agents.tasks import draft_intro, profile_summary
+from identities.models import DoNotContact
+from rediska.models import Job
+from tests.factories import (
+    ConversationFactory,
+    ExternalAccountFactory,
+    IdentityFactory,
+    LeadPostFactory,
+    ProfileItemFactory,
+    ProfileSnapshotFactory,
+)
+
+pytestmark = pytest.mark.django_db
+HX = {"HTTP_HX_REQUEST": "true"}
+XSS = "<script>alert('x')</script>"
+
+
+@pytest.fixture
+def no_model(settings):
+    settings.INFERENCE_URL = ""
+
+
+# --- account panel -----------------------------------------------------------------
+
+
+def test_account_panel_is_a_fragment_for_htmx_and_a_page_otherwise(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+    url = reverse("agents:account_panel", args=[account.pk])
+
+    fragment = auth_client.get(url, **HX).content.decode()
+    page = auth_client.get(url).content.decode()
+
+    assert fragment.lstrip().startswith('<section class="panel agent-panel" id="agent-account-')
+    assert "<html" not in fragment
+    assert "<html" in page and f'id="agent-account-{account.pk}"' in page
+    assert "Analyse profile" in fragment and "No summary yet." in fragment
+
+
+def test_account_panel_shows_the_latest_snapshot_escaped_with_links_to_its_calls(auth_client, fake_llm):
+    account = ExternalAccountFactory(analysis_state="analyzed")
+    ProfileItemFactory(account=account)
+    fake_llm.reply_json({
+        "summary": f"Summary {XSS}",
+        "signals": {"interests": [f"<b>hiking</b>"], "needs": [], "location_hints": [], "activity_pattern": "",
+                    "languages": []},
+        "risk_flags": [{"flag": "spam", "evidence": "<img src=x onerror=alert(1)>"}],
+    })
+    snapshot = services.summarize_profile(account)
+
+    html = auth_client.get(reverse("agents:account_panel", args=[account.pk]), **HX).content.decode()
+
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html and XSS not in html
+    assert "&lt;b&gt;hiking&lt;/b&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert f"{reverse('agents:calls')}?snapshot={snapshot.pk}" in html
+    assert reverse("agents:snapshot_detail", args=[snapshot.pk]) in html
+    assert "Analyse again" in html
+
+
+def test_without_a_model_the_account_panel_explains_and_offers_no_button(auth_client, no_model):
+    account = ExternalAccountFactory()
+
+    html = auth_client.get(reverse("agents:account_panel", args=[account.pk]), **HX).content.decode()
+
+    assert "No language model is configured" in html
+    assert "Analyse profile" not in html
+
+
+def test_analyse_queues_a_job_and_the_panel_polls_it(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+
+    response = auth_client.post(reverse("agents:analyse_profile", args=[account.pk]), **HX)
+
+    job = Job.objects.get(job_type="agent.profile_summary")
+    assert job.payload_json["args"] == [account.pk]
+    html = response.content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    assert reverse("job_detail", args=[job.pk]) in html
+
+
+def test_analyse_without_htmx_redirects_back_to_the_panel(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+
+    response = auth_client.post(reverse("agents:analyse_profile", args=[account.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("agents:account_panel", args=[account.pk])
+
+
+def test_analyse_without_a_model_answers_409_with_the_reason(auth_client, no_model):
+    account = ExternalAccountFactory()
+
+    response = auth_client.post(reverse("agents:analyse_profile", args=[account.pk]))
+
+    assert response.status_code == 409
+    assert "No language model is configured" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_failed_analysis_shows_its_reason_on_the_panel(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+    services.request_profile_summary(account)
+    job = Job.objects.get()
+    with pytest.raises(Exception):
+        profile_summary(account.pk, job_id=job.pk)
+
+    html = auth_client.get(reverse("agents:account_panel", args=[account.pk]), **HX).content.decode()
+
+    assert "no public posts or comments stored yet" in html
+    assert "badge-failed" in html
+
+
+def test_panels_answer_404_for_unknown_ids(auth_client, fake_llm):
+    for name in ("account_panel", "lead_panel", "conversation_panel", "draft_detail", "snapshot_detail",
+                 "call_detail"):
+        assert auth_client.get(reverse(f"agents:{name}", args=[999999])).status_code == 404
+
+
+def test_panels_require_login(client):
+    response = client.get(reverse("agents:account_panel", args=[1]))
+
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+# --- lead panel --------------------------------------------------------------------------
+
+
+def test_lead_panel_shows_score_and_reasons_escaped(auth_client, fake_llm):
+    lead = LeadPostFactory()
+    fake_llm.reply_json({"score": 73, "reasons": [f"Wants company {XSS}"]})
+    services.score_lead(lead)
+
+    html = auth_client.get(reverse("agents:lead_panel", args=[lead.pk]), **HX).content.decode()
+
+    assert ">73<" in html
+    assert "Wants company &lt;script&gt;" in html and XSS not in html
+    assert reverse("agents:call_detail", args=[LLMCall.objects.get().pk]) in html
+
+
+def test_score_button_queues_a_scoring_job(auth_client, fake_llm):
+    lead = LeadPostFactory()
+
+    auth_client.post(reverse("agents:score_lead", args=[lead.pk]), **HX)
+
+    assert Job.objects.get(job_type="agent.lead_scoring").payload_json["args"] == [lead.pk]
+
+
+def test_draft_intro_queues_a_job_for_the_chosen_identity(auth_client, fake_llm, identity):
+    lead = LeadPostFactory()
+
+    response = auth_client.post(reverse("agents:draft_intro", args=[lead.pk]), {"identity": identity.pk}, **HX)
+
+    job = Job.objects.get(job_type="agent.draft_intro")
+    assert job.payload_json["kwargs"] == {"lead_post_id": lead.pk, "identity_id": identity.pk}
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("choice", ["not-a-number", "999999", "inactive"])
+def test_draft_intro_refuses_an_identity_that_cannot_write(auth_client, fake_llm, identity, choice):
+    lead = LeadPostFactory()
+    if choice == "inactive":
+        choice = IdentityFactory(is_active=False).pk
+
+    response = auth_client.post(reverse("agents:draft_intro", args=[lead.pk]), {"identity": choice})
+
+    assert response.status_code == 400
+    assert "Choose one of your active identities on this network." in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_lead_panel_refuses_intros_to_someone_on_the_do_not_contact_list(auth_client, fake_llm, identity):
+    lead = LeadPostFactory()
+    DoNotContact.objects.create(provider_id=lead.provider_id,
+                                external_username=lead.author_account.external_username.upper())
+
+    html = auth_client.get(reverse("agents:lead_panel", args=[lead.pk]), **HX).content.decode()
+    response = auth_client.post(reverse("agents:draft_intro", args=[lead.pk]), {"identity": identity.pk})
+
+    assert "is on the do-not-contact list" in html and "Draft intro</button>" not in html
+    assert response.status_code == 409
+    assert "do-not-contact" in response.content.decode()
+    assert not Job.objects.filter(job_type="agent.draft_intro").exists()
+
+
+def test_lead_panel_lists_drafts_escaped_with_a_link_to_edit(auth_client, fake_llm, identity):
+    lead = LeadPostFactory()
+    fake_llm.reply_json({"subject": "Hi", "body": f"Hello {XSS}"})
+    draft = services.draft_intro(lead, identity)
+
+    html = auth_client.get(reverse("agents:lead_panel", args=[lead.pk]), **HX).content.decode()
+
+    assert "Hello &lt;script&gt;" in html and XSS not in html
+    assert reverse("agents:draft_detail", args=[draft.pk]) in html
+
+
+def test_without_a_model_the_lead_panel_explains(auth_client, no_model):
+    lead = LeadPostFactory()
+
+    html = auth_client.get(reverse("agents:lead_panel", args=[lead.pk]), **HX).content.decode()
+
+    assert "No language model is configured" in html and "Score</button>" not in html
+
+
+# --- conversation panel ---------------------------------------------------------------------
+
+
+def test_suggest_reply_queues_a_job_and_polls_for_it(auth_client, fake_llm):
+    conversation = ConversationFactory()
+
+    html = auth_client.post(reverse("agents:suggest_reply", args=[conversation.pk]), **HX).content.decode()
+
+    job = Job.objects.get(job_type="agent.draft_intro")
+    assert job.payload_json["kwargs"] == {"conversation_id": conversation.pk}
+    assert f"?after={job.pk}" in html and 'hx-trigger="every 2s"' in html
+
+
+def test_the_poll_that_sees_the_job_done_fills_the_reply_box_out_of_band(auth_client, fake_llm):
+    conversation = ConversationFactory()
+    services.request_reply_draft(conversation)
+    job = Job.objects.get()
+    fake_llm.reply_json({"subject": "", "body": f"See you Saturday {XSS}"})
+    draft_intro(conversation_id=conversation.pk, job_id=job.pk)
+
+    url = reverse("agents:conversation_panel", args=[conversation.pk])
+    html = auth_client.get(f"{url}?after={job.pk}", **HX).content.decode()
+
+    assert '<textarea id="reply-body" name="body" rows="6" required hx-swap-oob="true">' in html
+    assert "See you Saturday &lt;script&gt;" in html and XSS not in html
+    assert 'hx-trigger="every 2s"' not in html
+    plain = auth_client.get(url, **HX).content.decode()
+    assert 'id="reply-body"' not in plain and "See you Saturday" in plain
+
+
+def test_use_in_reply_box_link_fills_it_and_falls_back_to_the_draft_page(auth_client, fake_llm):
+    conversation = ConversationFactory()
+    draft = services.draft_reply(conversation)
+    url = reverse("agents:conversation_panel", args=[conversation.pk])
+
+    panel = auth_client.get(url, **HX).content.decode()
+    filled = auth_client.get(f"{url}?fill={draft.pk}", **HX).content.decode()
+
+    assert f'href="{reverse("agents:draft_detail", args=[draft.pk])}"' in panel
+    assert f'hx-get="{url}?fill={draft.pk}"' in panel
+    assert 'id="reply-body"' in filled
+
+
+def test_suggest_reply_to_someone_on_the_do_not_contact_list_is_refused(auth_client, fake_llm):
+    conversation = ConversationFactory()
+    DoNotContact.objects.create(provider_id=conversation.provider_id,
+                                external_username=conversation.counterpart_account.external_username)
+
+    response = auth_client.post(reverse("agents:suggest_reply", args=[conversation.pk]))
+
+    assert response.status_code == 409 and "do-not-contact" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+# --- drafts ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def draft(fake_llm, identity):
+    fake_llm.reply_json({"subject": "Hiking", "body": f"Hi there {XSS}"})
+    return services.draft_intro(LeadPostFactory(), identity)
+
+
+def test_draft_page_shows_the_draft_in_an_editable_box_escaped(auth_client, draft):
+    html = auth_client.get(reverse("agents:draft_detail", args=[draft.pk])).content.decode()
+
+    assert '<textarea name="body"' in html and "Hi there &lt;script&gt;" in html and XSS not in html
+    assert 'for="draft-body"' in html
+    assert "Nothing is sent until you press Send." in html
+
+
+def test_saving_an_edited_draft_keeps_the_new_text(auth_client, draft):
+    response = auth_client.post(
+        reverse("agents:draft_detail", args=[draft.pk]), {"subject": "Hello", "body": "My words", "action": "save"}
+    )
+
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.subject, draft.body_text, draft.status) == ("Hello", "My words", "draft")
+
+
+def test_an_empty_draft_is_refused_with_a_form_error(auth_client, draft):
+    response = auth_client.post(reverse("agents:draft_detail", args=[draft.pk]), {"body": "  ", "action": "send"})
+
+    assert response.status_code == 400
+    assert "The message is empty." in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.status == "draft" and draft.body_text.startswith("Hi there")
+
+
+def test_discarding_needs_a_reason(auth_client, draft):
+    url = reverse("agents:draft_discard", args=[draft.pk])
+
+    refused = auth_client.post(url, {"reason": ""})
+    accepted = auth_client.post(url, {"reason": "Wrong tone"})
+
+    assert refused.status_code == 400 and "Say why you discard this draft." in refused.content.decode()
+    assert accepted.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.status, draft.discard_reason) == ("discarded", "Wrong tone")
+    html = auth_client.get(reverse("agents:draft_detail", args=[draft.pk])).content.decode()
+    assert "Discarded: Wrong tone" in html and "<textarea" not in html
+
+
+def test_regenerate_discards_and_queues_a_new_draft(auth_client, draft):
+    response = auth_client.post(reverse("agents:draft_regenerate", args=[draft.pk]))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("agents:lead_panel", args=[draft.lead_post_id])
+    draft.refresh_from_db()
+    assert draft.status == "discarded"
+    assert Job.objects.filter(job_type="agent.draft_intro").count() == 1
+
+
+def test_a_discarded_draft_cannot_be_regenerated_or_discarded_again(auth_client, draft):
+    services.discard_draft(draft, reason="no")
+
+    regen = auth_client.post(reverse("agents:draft_regenerate", args=[draft.pk]))
+    again = auth_client.post(reverse("agents:draft_discard", args=[draft.pk]), {"reason": "again"})
+
+    assert regen.status_code == 409 and again.status_code == 409
+    assert "Only an unsent draft" in again.content.decode()
+
+
+# --- snapshots and recorded calls ---------------------------------------------------------------------
+
+
+def test_call_detail_shows_the_full_prompt_and_response_escaped(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+    ProfileItemFactory(account=account, text_content=f"My post {XSS}")
+    fake_llm.reply_text(f"not json {XSS}")
+    fake_llm.reply_text("still not json")
+    with pytest.raises(Exception):
+        profile_summary(account.pk)
+    first = LLMCall.objects.order_by("id").first()
+
+    html = auth_client.get(reverse("agents:call_detail", args=[first.pk])).content.decode()
+
+    assert "My post &lt;script&gt;" in html and "not json &lt;script&gt;" in html and XSS not in html
+    assert "Invalid reply" in html
+    assert reverse("job_detail", args=[first.job_id]) in html
+
+
+def test_calls_list_filters_by_job_in_a_bounded_number_of_queries(auth_client, fake_llm, django_assert_max_num_queries):
+    accounts = [ExternalAccountFactory() for _ in range(3)]
+    for account in accounts:
+        ProfileItemFactory(account=account)
+        profile_summary(account.pk)
+    job = Job.objects.filter(job_type="agent.profile_summary").order_by("id").first()
+
+    with django_assert_max_num_queries(8):
+        everything = auth_client.get(reverse("agents:calls")).content.decode()
+    one_job = auth_client.get(reverse("agents:calls"), {"job": job.pk}).content.decode()
+
+    assert everything.count('href="/agents/calls/') == 3
+    assert one_job.count('href="/agents/calls/') == 1
+
+
+def test_calls_list_with_a_bad_filter_says_so(auth_client, fake_llm):
+    response = auth_client.get(reverse("agents:calls"), {"job": "abc"})
+
+    assert response.status_code == 200
+    assert "Filters must be whole numbers" in response.content.decode()
+
+
+def test_snapshot_page_lists_the_calls_that_produced_it(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+    ProfileItemFactory(account=account)
+    fake_llm.reply_text("nope")
+    profile_summary(account.pk)
+    snapshot = account.profile_snapshots.get()
+    calls = list(LLMCall.objects.order_by("id"))
+
+    html = auth_client.get(reverse("agents:snapshot_detail", args=[snapshot.pk])).content.decode()
+    by_snapshot = auth_client.get(reverse("agents:calls"), {"snapshot": snapshot.pk}).content.decode()
+
+    for call in calls:
+        assert reverse("agents:call_detail", args=[call.pk]) in html
+        assert reverse("agents:call_detail", args=[call.pk]) in by_snapshot
+    assert "prompt" in html.lower() and snapshot.model_info_json["prompt_version"] in html
+
+
+def test_a_snapshot_made_elsewhere_without_model_info_still_renders(auth_client, db):
+    snapshot = ProfileSnapshotFactory(model_info_json=None)
+
+    response = auth_client.get(reverse("agents:snapshot_detail", args=[snapshot.pk]))
+
+    assert response.status_code == 200 and "No recorded calls." in response.content.decode()
