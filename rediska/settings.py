@@ -72,7 +72,7 @@ def _secret_file(path: Path, make) -> str:
 DATA_DIR = _path("DATA_DIR", BASE_DIR / "var")
 ATTACHMENTS_PATH = _path("ATTACHMENTS_PATH", DATA_DIR / "attachments")
 BACKUPS_PATH = _path("BACKUPS_PATH", DATA_DIR / "backups")
-for _dir in (DATA_DIR, ATTACHMENTS_PATH):
+for _dir in (DATA_DIR, ATTACHMENTS_PATH, DATA_DIR / "static"):
     _dir.mkdir(parents=True, exist_ok=True)
 
 # --- Secrets -----------------------------------------------------------------

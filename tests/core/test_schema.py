@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 
 from tests.factories import ConversationFactory, ExternalAccountFactory, IdentityFactory, LeadPostFactory, MessageFactory
 
@@ -108,7 +108,7 @@ def _rejected(create):
         with transaction.atomic():
             create()
             connection.check_constraints()
-    except IntegrityError:
+    except (IntegrityError, DataError):  # strict MySQL refuses an over-long enum value as DataError
         return True
     return False
 
