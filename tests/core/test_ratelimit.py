@@ -1,0 +1,149 @@
+"""The provider rate limiter: a per-bucket budget shared by every caller."""
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from rediska.providers.errors import RateLimitedError
+from rediska.ratelimit import RateLimiter
+
+
+@pytest.fixture(params=["local", "redis"])
+def backend(request, settings):
+    """Both state stores: a locked file under DATA_DIR, and Redis when REDIS_URL is set."""
+    if request.param == "redis":
+        if not settings.REDIS_URL:
+            pytest.skip("REDIS_URL is not set")
+    else:
+        settings.REDIS_URL = ""
+    return request.param
+
+
+def limiter(**kwargs) -> RateLimiter:
+    kwargs.setdefault("bucket", f"test:{uuid.uuid4().hex}")
+    kwargs.setdefault("concurrency", 8)
+    kwargs.setdefault("burst_factor", 1.0)
+    kwargs.setdefault("max_wait", 5.0)
+    return RateLimiter(**kwargs)
+
+
+def run(lim: RateLimiter, n: int) -> float:
+    started = time.monotonic()
+    for _ in range(n):
+        with lim.slot():
+            pass
+    return time.monotonic() - started
+
+
+def test_it_lets_a_burst_through_then_paces_to_the_qpm(backend):
+    lim = limiter(qpm=1200)  # 20/s, burst of 20
+    assert run(lim, 20) < 0.3
+    assert run(lim, 10) >= 0.45  # ten more at one per 50 ms
+
+
+def test_zero_qpm_means_no_limit(backend):
+    assert run(limiter(qpm=0), 200) < 1.0
+
+
+def test_the_budget_is_shared_by_every_limiter_of_one_bucket(backend):
+    bucket = f"test:{uuid.uuid4().hex}"
+    first, second = limiter(bucket=bucket, qpm=1200), limiter(bucket=bucket, qpm=1200)
+    run(first, 20)
+    assert run(second, 10) >= 0.45
+
+
+def test_buckets_do_not_share_a_budget(backend):
+    run(limiter(bucket="test:a-" + uuid.uuid4().hex, qpm=1200), 20)
+    assert run(limiter(qpm=1200), 20) < 0.3
+
+
+def test_a_burst_factor_widens_the_burst(backend):
+    assert run(limiter(qpm=600, burst_factor=3.0), 30) < 0.3
+
+
+def test_it_refuses_to_wait_longer_than_max_wait(backend):
+    lim = limiter(qpm=60, max_wait=0.1)  # one per second
+    run(lim, 1)
+    with pytest.raises(RateLimitedError) as caught:
+        run(lim, 1)
+    assert 0.5 < caught.value.retry_after <= 1.0
+
+
+def test_a_429_blocks_the_bucket_for_its_retry_after(backend):
+    lim = limiter(qpm=0)
+    lim.observe(429, {"Retry-After": "0.4"})
+    assert run(lim, 1) >= 0.35
+
+
+def test_a_blocked_bucket_beyond_max_wait_raises_with_retry_after(backend):
+    lim = limiter(qpm=0, max_wait=0.1)
+    lim.observe(429, {"x-ratelimit-reset": "30", "x-ratelimit-remaining": "0", "x-ratelimit-used": "100"})
+    with pytest.raises(RateLimitedError) as caught:
+        run(lim, 1)
+    assert 29 <= caught.value.retry_after <= 30
+
+
+def test_an_exhausted_remaining_header_blocks_until_the_reset(backend):
+    lim = limiter(qpm=0, max_wait=0.1)
+    lim.observe(200, {"x-ratelimit-remaining": "0.0", "x-ratelimit-used": "600", "x-ratelimit-reset": "12"})
+    with pytest.raises(RateLimitedError) as caught:
+        run(lim, 1)
+    assert 11 <= caught.value.retry_after <= 12
+
+
+def test_a_low_remaining_header_spreads_requests_over_the_reset(backend):
+    lim = limiter(qpm=0)
+    lim.observe(200, {"x-ratelimit-remaining": "4.0", "x-ratelimit-used": "596", "x-ratelimit-reset": "1"})
+    assert run(lim, 1) >= 0.2  # 1 s for 4 requests: the next waits a quarter second
+
+
+def test_plenty_remaining_does_not_slow_anything(backend):
+    lim = limiter(qpm=0)
+    lim.observe(200, {"x-ratelimit-remaining": "900.0", "x-ratelimit-used": "100", "x-ratelimit-reset": "300"})
+    assert run(lim, 5) < 0.2
+
+
+def test_server_errors_back_off_exponentially_until_a_success(backend):
+    lim = limiter(qpm=0, backoff_base=0.2)
+    lim.observe(500, {})
+    assert 0.15 <= lim.blocked_for() <= 0.2
+    lim.observe(502, {})
+    assert 0.35 <= lim.blocked_for() <= 0.4
+    lim.observe(200, {})
+    time.sleep(0.4)
+    lim.observe(503, {})
+    assert 0.15 <= lim.blocked_for() <= 0.2
+
+
+def test_concurrency_caps_requests_in_flight(backend):
+    lim = limiter(qpm=0, concurrency=2)
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def work():
+        with lim.slot():
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.15)
+            with lock:
+                active[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2
+    assert time.monotonic() - started >= 0.45  # three rounds of two
+
+
+def test_settings_give_the_defaults(settings, backend):
+    settings.PROVIDER_RATE_QPM_DEFAULT = 1200
+    settings.PROVIDER_RATE_CONCURRENCY_DEFAULT = 3
+    settings.PROVIDER_RATE_BURST_FACTOR = 2.0
+    lim = RateLimiter(f"test:{uuid.uuid4().hex}")
+    assert (lim.qpm, lim.concurrency, lim.burst_factor) == (1200, 3, 2.0)
+    assert run(lim, 40) < 0.3
