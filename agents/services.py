@@ -93,6 +93,26 @@ def _budget() -> int:
     return int(settings.LLM_CONTEXT_TOKENS)
 
 
+def _too_small() -> AgentError:
+    return AgentError(
+        f"The prompt budget LLM_CONTEXT_TOKENS ({_budget()}) is too small for this input: "
+        "raise it (2000 or more) to match the model's context."
+    )
+
+
+def _fit(text: str, budget: int) -> str:
+    """The text, cut to the budget if needed; refuses when not even a part fits."""
+    kept = prompts.within_budget([text], budget)
+    if not kept.texts:
+        raise _too_small()
+    return kept.texts[0]
+
+
+def _fit_optional(text: str | None, budget: int) -> str | None:
+    kept = prompts.within_budget([text], budget) if text else None
+    return kept.texts[0] if kept and kept.texts else None
+
+
 def _chat(messages, *, schema, operation, prompt_version, job_id, max_tokens=1024):
     if not inference_configured():
         raise AgentError(NOT_CONFIGURED)
@@ -162,6 +182,8 @@ def summarize_profile(account: ExternalAccount, *, job_id: int | None = None) ->
     kept = prompts.within_budget(_iter_item_texts(account), budget, total=total)
     messages = prompts.profile_summary_messages(account.external_username, kept.texts, total_items=total)
     try:
+        if not kept.texts:
+            raise _too_small()
         result = _chat(
             messages, schema=schemas.PROFILE_SUMMARY, operation="profile_summary",
             prompt_version=prompts.PROFILE_SUMMARY_VERSION, job_id=job_id, max_tokens=1500,
@@ -227,15 +249,13 @@ def score_lead(lead: LeadPost, *, job_id: int | None = None) -> LeadPost:
         _audit_failure("agent.lead_scoring", error, entity=lead, provider_id=lead.provider_id)
         raise error
     snapshot = latest_snapshot(lead.author_account) if lead.author_account_id else None
-    profile = snapshot_text(snapshot)
     budget = _budget() - prompts.fixed_cost(prompts.lead_score_messages("", None)) - PROMPT_MARGIN_TOKENS
-    # The post matters most: it gets two thirds of the budget, the profile the rest.
-    post = prompts.within_budget([_post_text(lead)], budget * 2 // 3).texts[0]
-    profile = prompts.within_budget([profile], budget // 3).texts[0] if profile else None
-    messages = prompts.lead_score_messages(post, profile)
     try:
+        # The post matters most: it gets two thirds of the budget, the profile the rest.
+        post = _fit(_post_text(lead), budget * 2 // 3)
+        profile = _fit_optional(snapshot_text(snapshot), budget // 3)
         result = _chat(
-            messages, schema=schemas.LEAD_SCORE, operation="lead_scoring",
+            prompts.lead_score_messages(post, profile), schema=schemas.LEAD_SCORE, operation="lead_scoring",
             prompt_version=prompts.LEAD_SCORE_VERSION, job_id=job_id, max_tokens=600,
         )
     except (LLMError, AgentError) as exc:
@@ -246,7 +266,8 @@ def score_lead(lead: LeadPost, *, job_id: int | None = None) -> LeadPost:
         "reasons": result.data["reasons"],
         "call_id": result.call_ids[-1] if result.call_ids else None,
         "snapshot_id": snapshot.pk if snapshot else None,
-        **{k: v for k, v in _model_info(result).items() if k in ("model", "prompt_version")},
+        "model": result.model,
+        "prompt_version": result.prompt_version,
     }
     with transaction.atomic():
         LeadPost.objects.filter(pk=lead.pk).update(
@@ -274,17 +295,23 @@ def check_draftable(identity: Identity, account: ExternalAccount) -> None:
         raise DraftRefused("That identity belongs to another network than this person.")
 
 
+def _visible_messages(conversation: Conversation):
+    return (
+        Message.objects.filter(conversation=conversation, deleted_at__isnull=True)
+        .exclude(body_text__isnull=True)
+        .exclude(body_text="")
+    )
+
+
+def _has_text(conversation: Conversation) -> bool:
+    return _visible_messages(conversation).exists()
+
+
 def _conversation_texts(conversation: Conversation | None, budget: int) -> list[str]:
     if conversation is None:
         return []
     # Newest first so the budget keeps the latest exchange, then back to reading order.
-    rows = (
-        Message.objects.filter(conversation=conversation, deleted_at__isnull=True)
-        .exclude(body_text__isnull=True)
-        .exclude(body_text="")
-        .order_by("-sent_at", "-id")
-        .only("direction", "sent_at", "body_text")
-    )
+    rows = _visible_messages(conversation).order_by("-sent_at", "-id").only("direction", "sent_at", "body_text")
     texts = (
         f"[{'you' if m.direction == Message.Direction.OUT else 'them'}, {m.sent_at:%Y-%m-%d %H:%M}]\n{m.body_text}"
         for m in rows.iterator(chunk_size=200)
@@ -305,17 +332,20 @@ def _write_draft(
         prompts.draft_messages(kind=kind, voice=identity.voice_config_json, post_text=None,
                                profile_text=None, conversation_texts=[])
     )
-    post = prompts.within_budget([_post_text(lead)], budget // 3).texts[0] if lead else None
-    profile_text = snapshot_text(snapshot)
-    profile = prompts.within_budget([profile_text], budget // 6).texts[0] if profile_text else None
-    used = prompts.fixed_cost([{"content": post or ""}, {"content": profile or ""}])
-    history = _conversation_texts(conversation, budget - used)
-    messages = prompts.draft_messages(
-        kind=kind, voice=identity.voice_config_json, post_text=post, profile_text=profile,
-        conversation_texts=history,
-    )
     version = prompts.DRAFT_INTRO_VERSION if kind == Draft.Kind.INTRO else prompts.DRAFT_REPLY_VERSION
     try:
+        post = _fit(_post_text(lead), budget // 3) if lead else None
+        profile = _fit_optional(snapshot_text(snapshot), budget // 6)
+        used = prompts.fixed_cost([{"content": post or ""}, {"content": profile or ""}])
+        history = _conversation_texts(conversation, budget - used)
+        if kind == Draft.Kind.REPLY and not history:
+            raise _too_small() if _has_text(conversation) else AgentError(
+                "There is nothing to reply to in this conversation yet."
+            )
+        messages = prompts.draft_messages(
+            kind=kind, voice=identity.voice_config_json, post_text=post, profile_text=profile,
+            conversation_texts=history,
+        )
         result = _chat(
             messages, schema=schemas.DRAFT, operation=f"draft_{kind}", prompt_version=version,
             job_id=job_id, max_tokens=1200,

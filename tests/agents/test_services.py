@@ -434,3 +434,32 @@ def test_a_second_request_while_one_is_running_returns_the_same_job(fake_llm):
     assert first.pk == second.pk
     assert first.job_type == "agent.profile_summary" and first.payload_json["args"] == [account.pk]
     assert services.latest_job("summary", account.pk) == first
+
+
+def test_a_prompt_budget_too_small_for_any_content_fails_clearly_without_calling_the_model(fake_llm, settings):
+    settings.LLM_CONTEXT_TOKENS = 300
+    account = ExternalAccountFactory()
+    ProfileItemFactory(account=account)
+    lead = LeadPostFactory()
+
+    with pytest.raises(AgentError) as summary:
+        services.summarize_profile(account)
+    with pytest.raises(AgentError) as score:
+        services.score_lead(lead)
+    with pytest.raises(AgentError) as draft:
+        services.draft_intro(lead, IdentityFactory())
+
+    for caught in (summary, score, draft):
+        assert "LLM_CONTEXT_TOKENS (300) is too small" in caught.value.user_message
+    assert fake_llm.requests == []
+    assert not ProfileSnapshot.objects.exists() and not Draft.objects.exists()
+
+
+def test_a_reply_suggestion_for_an_empty_conversation_is_refused(fake_llm):
+    conversation = ConversationFactory()
+
+    with pytest.raises(AgentError) as caught:
+        services.draft_reply(conversation)
+
+    assert caught.value.user_message == "There is nothing to reply to in this conversation yet."
+    assert fake_llm.requests == []

@@ -4,7 +4,7 @@ from agents.models import Draft, LLMCall, ProfileSnapshot
 from agents.tasks import draft_intro, lead_scoring, profile_summary
 from rediska.llm import LLMValidationError
 from rediska.models import Job
-from tests.factories import ConversationFactory, ExternalAccountFactory, IdentityFactory, LeadPostFactory, ProfileItemFactory
+from tests.factories import ExternalAccountFactory, IdentityFactory, LeadPostFactory, MessageFactory, ProfileItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_lead_scoring_task_scores_the_lead(fake_llm):
 def test_draft_intro_task_writes_an_intro_or_a_reply_suggestion(fake_llm):
     lead = LeadPostFactory()
     identity = IdentityFactory()
-    conversation = ConversationFactory()
+    conversation = MessageFactory().conversation
 
     intro = draft_intro(lead_post_id=lead.pk, identity_id=identity.pk)
     reply = draft_intro(conversation_id=conversation.pk)

@@ -11,6 +11,7 @@ from tests.factories import (
     ExternalAccountFactory,
     IdentityFactory,
     LeadPostFactory,
+    MessageFactory,
     ProfileItemFactory,
     ProfileSnapshotFactory,
 )
@@ -220,7 +221,7 @@ def test_suggest_reply_queues_a_job_and_polls_for_it(auth_client, fake_llm):
 
 
 def test_the_poll_that_sees_the_job_done_fills_the_reply_box_out_of_band(auth_client, fake_llm):
-    conversation = ConversationFactory()
+    conversation = MessageFactory().conversation
     services.request_reply_draft(conversation)
     job = Job.objects.get()
     fake_llm.reply_json({"subject": "", "body": f"See you Saturday {XSS}"})
@@ -237,7 +238,7 @@ def test_the_poll_that_sees_the_job_done_fills_the_reply_box_out_of_band(auth_cl
 
 
 def test_use_in_reply_box_link_fills_it_and_falls_back_to_the_draft_page(auth_client, fake_llm):
-    conversation = ConversationFactory()
+    conversation = MessageFactory().conversation
     draft = services.draft_reply(conversation)
     url = reverse("agents:conversation_panel", args=[conversation.pk])
 

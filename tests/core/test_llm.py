@@ -32,6 +32,12 @@ SCHEMA = {
 MESSAGES = [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "Hello"}]
 
 
+@pytest.fixture(autouse=True)
+def _only_our_listeners(monkeypatch):
+    # The core client is tested on its own: listeners installed by apps stay out.
+    monkeypatch.setattr(llm, "_listeners", [])
+
+
 @pytest.fixture
 def recorded():
     calls = []
