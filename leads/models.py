@@ -103,3 +103,89 @@ class ProfileItem(models.Model):
 
     def __str__(self):
         return f"{self.item_type} {self.external_item_id}"
+
+
+class PostSort(models.TextChoices):
+    NEW = "new", "New"
+    HOT = "hot", "Hot"
+    TOP = "top", "Top"
+
+
+class Watch(models.Model):
+    """A location (plus optional keyword query) browsed by beat on its own interval.
+
+    Beyond the DDL.  A watch that keeps failing pauses itself (`paused_reason`);
+    `last_visited_at` is when the user last opened the leads list for it, so the
+    list can mark posts first seen after that as new.
+    """
+
+    Sort = PostSort
+
+    identity = models.ForeignKey("identities.Identity", on_delete=models.PROTECT, related_name="watches")
+    location = models.CharField(max_length=128)
+    query = models.CharField(max_length=256, blank=True, default="", db_default="")
+    sort = models.CharField(max_length=3, choices=Sort.choices, default=Sort.NEW, db_default=Sort.NEW)
+    limit = models.PositiveIntegerField(default=100, db_default=100)
+    interval_seconds = models.PositiveIntegerField(default=3600, db_default=3600)
+    enabled = models.BooleanField(default=True, db_default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0, db_default=0)
+    last_error = models.CharField(max_length=500, null=True, blank=True)
+    paused_reason = models.CharField(max_length=500, null=True, blank=True)
+    last_visited_at = models.DateTimeField(null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "lead_watches"
+        ordering = ["location", "query", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["identity", "location", "query", "sort"], name="uq_watch"),
+            enum_check("lead_watches", "sort", PostSort.choices),
+        ]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="idx_watch_due")]
+
+    def __str__(self):
+        return f"{self.location} “{self.query}”" if self.query else self.location
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self.paused_reason)
+
+
+class WatchHit(models.Model):
+    """A post a watch found; `first_seen_at` drives "new since last visit"."""
+
+    watch = models.ForeignKey(Watch, on_delete=models.CASCADE, db_index=False, related_name="hits")
+    lead_post = models.ForeignKey(LeadPost, on_delete=models.CASCADE, related_name="watch_hits")
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "lead_watch_hits"
+        constraints = [models.UniqueConstraint(fields=["watch", "lead_post"], name="uq_watch_hit")]
+        indexes = [models.Index(fields=["watch", "first_seen_at"], name="idx_watch_hit_seen")]
+
+
+class AccountProfile(models.Model):
+    """The public "about" data of a counterpart, and how the last fetch went.
+
+    Beyond the DDL: `external_accounts` has no column for it, and the person
+    page must say why a profile could not be read.
+    """
+
+    account = models.OneToOneField(
+        "inbox.ExternalAccount", on_delete=models.PROTECT, related_name="profile", primary_key=True
+    )
+    about_json = models.JSONField(null=True, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    items_fetched_at = models.DateTimeField(null=True, blank=True)
+    fetch_error = models.CharField(max_length=500, null=True, blank=True)
+    fetch_error_at = models.DateTimeField(null=True, blank=True)
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "account_profiles"
+
+    def __str__(self):
+        return f"profile of account {self.account_id}"

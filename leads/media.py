@@ -1,0 +1,189 @@
+"""Image downloads into ATTACHMENTS_PATH: safe, capped, content-addressed.
+
+Only web addresses on the provider's media hosts are fetched; every redirect
+hop is checked again (nothing is followed to another host).  The body is
+streamed to a temporary file inside ATTACHMENTS_PATH with a size cap, its type
+is sniffed with Pillow (the server's Content-Type is not trusted), and it is
+renamed into `<sha[:2]>/<sha[2:4]>/<sha>.<ext>`: a final name only ever holds
+a complete file, and no part of the remote name reaches the disk.  One
+`attachments` row per sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from django.conf import settings
+from django.core.cache import cache
+from PIL import Image, UnidentifiedImageError
+
+from inbox.models import Attachment
+from rediska.fields import Visibility
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_REDIRECTS = 5
+TIMEOUT_SECONDS = 20.0
+CHUNK = 64 * 1024
+# Pillow format -> (mime type, file extension).  Anything else is refused.
+FORMATS = {
+    "PNG": ("image/png", "png"),
+    "JPEG": ("image/jpeg", "jpg"),
+    "GIF": ("image/gif", "gif"),
+    "WEBP": ("image/webp", "webp"),
+}
+
+
+class MediaError(Exception):
+    """A download refused or failed; `user_message` says why in plain words."""
+
+    def __init__(self, user_message: str):
+        self.user_message = user_message
+        super().__init__(user_message)
+
+
+def root() -> Path:
+    return Path(settings.ATTACHMENTS_PATH)
+
+
+def path_of(storage_key: str) -> Path:
+    """The file of a storage key, refusing any key that would leave ATTACHMENTS_PATH."""
+    base = root().resolve()
+    target = (base / storage_key).resolve()
+    if os.path.isabs(storage_key) or not target.is_relative_to(base) or target == base:
+        raise MediaError("That attachment key points outside the attachments folder.")
+    return target
+
+
+def _max_bytes() -> int:
+    return int(getattr(settings, "ATTACHMENT_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _check_url(url: str, is_media_host: Callable[[str], bool], *, hop: bool = False) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise MediaError("The image address is not a valid web address.") from None
+    allowed_schemes = {"https", "http"} if getattr(settings, "ATTACHMENT_ALLOW_HTTP", False) else {"https"}
+    if parts.scheme not in {"https", "http"} or not host:
+        raise MediaError("The image address is not a valid web address.")
+    if parts.scheme not in allowed_schemes:
+        raise MediaError("Images are only downloaded over https.")
+    if not is_media_host(host):
+        if hop:
+            raise MediaError(f"The image was redirected to a host that is not allowed ({host}).")
+        raise MediaError(f"{host} is not an allowed media host.")
+
+
+def _download(url: str, is_media_host: Callable[[str], bool], folder: Path) -> tuple[Path, str, int]:
+    """Stream `url` into a temporary file in `folder`; returns (path, sha256, size)."""
+    limit = _max_bytes()
+    _check_url(url, is_media_host)
+    with httpx.Client(follow_redirects=False, timeout=TIMEOUT_SECONDS,
+                      headers={"User-Agent": "rediska-media/0.1"}) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers.get("Location", ""))
+                        _check_url(url, is_media_host, hop=True)
+                        continue
+                    if response.status_code != 200:
+                        raise MediaError(f"The image could not be downloaded (HTTP {response.status_code}).")
+                    return _write_capped(response, folder, limit)
+            except httpx.HTTPError as exc:
+                raise MediaError(f"The image could not be downloaded ({type(exc).__name__}).") from None
+    raise MediaError("The image address led to too many redirects.")
+
+
+def _write_capped(response: httpx.Response, folder: Path, limit: int) -> tuple[Path, str, int]:
+    fd, name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
+    path = Path(name)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in response.iter_bytes(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise MediaError(f"The image is larger than the {limit // 1024} KiB limit.")
+                digest.update(chunk)
+                fh.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, digest.hexdigest(), size
+
+
+def _sniff(path: Path) -> tuple[str, str, int, int]:
+    """(mime, ext, width, height) read from the bytes; refuses non-images and pixel bombs."""
+    max_pixels = int(getattr(settings, "ATTACHMENT_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                fmt, (width, height) = image.format, image.size
+                if width * height > max_pixels:
+                    raise MediaError(f"The image has too many pixels ({width}×{height}).")
+                if fmt not in FORMATS:
+                    raise MediaError(f"The file is {fmt}, not an image type we keep (PNG, JPEG, GIF, WebP).")
+                image.verify()
+    except MediaError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaError("The file is not an image (or is a damaged one).") from None
+    except (OSError, SyntaxError, ValueError):
+        raise MediaError("The file is not an image (or is a damaged one).") from None
+    mime, ext = FORMATS[fmt]
+    return mime, ext, width, height
+
+
+@contextmanager
+def _hash_lock(sha: str):
+    """Serialise writers of one hash across processes (one row per hash)."""
+    key = f"leads:media:{sha}"
+    deadline = time.monotonic() + 30
+    while not cache.add(key, 1, timeout=60):
+        if time.monotonic() > deadline:
+            break  # a crashed holder: its entry expires; go ahead rather than hang
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        cache.delete(key)
+
+
+def store_image(url: str, *, is_media_host: Callable[[str], bool]) -> Attachment:
+    """Download one image (or find it by hash) and return its `attachments` row.
+
+    Raises MediaError with a plain reason; on any refusal nothing is left on disk.
+    """
+    base = root()
+    base.mkdir(parents=True, exist_ok=True)
+    temp, sha, size = _download(url, is_media_host, base)
+    try:
+        mime, ext, width, height = _sniff(temp)
+        key = f"{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
+        with _hash_lock(sha):
+            attachment = Attachment.objects.filter(sha256=sha).order_by("id").first()
+            final = path_of(attachment.storage_key if attachment else key)
+            if not final.is_file():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, final)
+            if attachment is None:
+                attachment = Attachment.objects.create(
+                    storage_key=key, sha256=sha, mime_type=mime, size_bytes=size,
+                    width_px=width, height_px=height, remote_visibility=Visibility.VISIBLE,
+                )
+        return attachment
+    finally:
+        temp.unlink(missing_ok=True)

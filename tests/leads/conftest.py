@@ -1,0 +1,24 @@
+import io
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def attachments_dir(settings, tmp_path):
+    """A fresh ATTACHMENTS_PATH per test; plain http allowed for the fake server's images."""
+    root = tmp_path / "attachments"
+    root.mkdir()
+    settings.ATTACHMENTS_PATH = root
+    settings.ATTACHMENT_ALLOW_HTTP = True
+    return root
+
+
+def image_bytes(fmt: str = "PNG", size=(3, 2), color=(200, 30, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def files_under(root) -> list:
+    return sorted(p for p in root.rglob("*") if p.is_file())
