@@ -285,7 +285,7 @@ class _HTTPClient:
                 with httpx.Client(timeout=self.timeout) as http:
                     response = http.post(self.base_url + path, json=body, headers=self._headers())
                 text = response.text
-                if response.status_code >= 500:
+                if response.status_code >= 500 or response.status_code == 429:  # 429/503: busy or loading
                     error = LLMTransportError(f"The model server at {host} failed (HTTP {response.status_code}).")
                 elif response.status_code >= 400:
                     error = LLMRequestError(

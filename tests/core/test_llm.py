@@ -125,9 +125,9 @@ def test_it_raises_a_validation_error_keeping_the_raw_reply_after_two_bad_replie
     assert len(fake_llm.chat_requests) == 2
 
 
-def test_it_retries_server_errors_with_backoff_then_succeeds(fake_llm, recorded):
+def test_it_retries_server_errors_and_busy_answers_with_backoff_then_succeeds(fake_llm, recorded):
     fake_llm.reply_error(503, "loading model")
-    fake_llm.reply_error(500)
+    fake_llm.reply_error(429, "too many requests")
     fake_llm.reply_json({"summary": "late", "score": 1})
 
     assert chat().data["summary"] == "late"
