@@ -27,6 +27,18 @@ class DraftForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "id": "draft-body"}),
         error_messages={"required": "The message is empty."},
     )
+    action = forms.ChoiceField(choices=[("save", "Save"), ("send", "Send")], required=False)
+
+    def __init__(self, *args, first_message: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_message = first_message  # a new conversation needs a subject
+
+    def clean(self):
+        data = super().clean()
+        data["action"] = data.get("action") or "save"
+        if data["action"] == "send" and self.first_message and not data.get("subject"):
+            self.add_error("subject", "A first message needs a subject.")
+        return data
 
 
 class DiscardForm(forms.Form):

@@ -425,6 +425,8 @@ def send_draft(draft: Draft, *, body: str, subject: str | None) -> Message:
 
     if draft.status != Draft.Status.DRAFT:
         raise AgentError(f"This draft was already {draft.status}.")
+    if draft.conversation is None and not subject:
+        raise AgentError("A first message needs a subject.")
     check_draftable(draft.identity, draft.account)
     message = send_manual(
         identity=draft.identity,
@@ -432,7 +434,7 @@ def send_draft(draft: Draft, *, body: str, subject: str | None) -> Message:
         idempotency_key=f"draft-{draft.pk}",
         conversation=draft.conversation,
         to_username=None if draft.conversation else draft.account.external_username,
-        subject=None if draft.conversation else (subject or "Hello"),
+        subject=None if draft.conversation else subject,
     )
     with transaction.atomic():
         Draft.objects.filter(pk=draft.pk).update(

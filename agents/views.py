@@ -205,11 +205,10 @@ def draft_detail(request, pk: int):
     draft = _get_draft(pk)
     if request.method == "GET":
         return _draft_page(request, draft)
-    form = DraftForm(request.POST)
+    form = DraftForm(request.POST, first_message=draft.conversation_id is None)
     if not form.is_valid():
         return _draft_page(request, draft, form=form, status=400)
-    action = request.POST.get("action", "save")
-    body, subject = form.cleaned_data["body"], form.cleaned_data["subject"]
+    action, body, subject = (form.cleaned_data[k] for k in ("action", "body", "subject"))
     try:
         if action == "send":
             services.send_draft(draft, body=body, subject=subject)

@@ -395,3 +395,14 @@ def test_a_snapshot_made_elsewhere_without_model_info_still_renders(auth_client,
     response = auth_client.get(reverse("agents:snapshot_detail", args=[snapshot.pk]))
 
     assert response.status_code == 200 and "No recorded calls." in response.content.decode()
+
+
+def test_sending_an_intro_without_a_subject_is_refused_with_a_form_error(auth_client, draft):
+    response = auth_client.post(
+        reverse("agents:draft_detail", args=[draft.pk]), {"subject": "", "body": "Hi", "action": "send"}
+    )
+
+    assert response.status_code == 400
+    assert "A first message needs a subject." in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.status == "draft"
