@@ -1,4 +1,5 @@
 import json
+import math
 import socket
 
 import pytest
@@ -242,19 +243,20 @@ def test_embed_batches_texts_and_keeps_their_order(fake_llm, recorded):
     vectors = client.embed(texts, job_id=5)
 
     assert len(vectors) == 5
-    assert all(len(v) == 8 for v in vectors)
+    assert all(len(v) == fake_llm.dims for v in vectors)
     assert vectors[2] == fake_llm._vector("three")
     assert [r["input"] for r in fake_llm.requests] == [["one", "two"], ["three", "four"], ["five"]]
     assert [r.endpoint for r in recorded] == ["embeddings"] * 3
     assert recorded[0].job_id == 5
-    assert client.model == "fake-embed" and client.dims == 8
+    assert client.model == "fake-embed" and client.dims == fake_llm.dims
     assert client.last_call_ids == [1, 2, 3]
 
 
 def test_embed_puts_vectors_back_in_input_order_by_their_index(fake_llm):
-    fake_llm.reply_embeddings([[1.0] * 8, [2.0] * 8], reversed_order=True)
+    one, two = [1.0] * fake_llm.dims, [2.0] * fake_llm.dims
+    fake_llm.reply_embeddings([one, two], reversed_order=True)
 
-    assert embeddings_client().embed(["a", "b"]) == [[1.0] * 8, [2.0] * 8]
+    assert embeddings_client().embed(["a", "b"]) == [one, two]
 
 
 def test_embed_refuses_vectors_of_the_wrong_dimension(fake_llm, settings):
@@ -263,7 +265,9 @@ def test_embed_refuses_vectors_of_the_wrong_dimension(fake_llm, settings):
     with pytest.raises(LLMError) as caught:
         embeddings_client().embed(["hello"])
 
-    assert caught.value.user_message == "The embeddings model returns 8 dimensions but EMBEDDINGS_DIMS is 1024."
+    assert caught.value.user_message == (
+        f"The embeddings model returns {fake_llm.dims} dimensions but EMBEDDINGS_DIMS is 1024."
+    )
     assert caught.value.transient is False
 
 
@@ -307,3 +311,36 @@ def test_token_estimate_is_pessimistic_for_non_latin_text():
     assert estimate_tokens("") == 0
     assert estimate_tokens("hello world, this is text") >= 6
     assert estimate_tokens("你好世界" * 10) >= 40
+
+
+# --- the fake server's embeddings: "search by meaning" must work in tests ---
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def test_texts_sharing_words_or_synonyms_land_closer_than_unrelated_ones(fake_llm):
+    query, related, synonym, unrelated = embeddings_client().embed([
+        "looking for a hiking buddy",
+        "hiking buddy wanted this weekend",
+        "anyone up for a trek with a partner",
+        "selling my old laptop charger",
+    ])
+
+    assert cosine(query, related) > cosine(query, unrelated) + 0.2
+    assert cosine(query, synonym) > cosine(query, unrelated) + 0.2
+
+
+def test_the_same_text_always_gets_the_same_unit_vector(fake_llm):
+    first, second = embeddings_client().embed(["Hello world", "hello, WORLD!"])
+
+    assert first == second
+    assert math.isclose(sum(x * x for x in first), 1.0, rel_tol=1e-6)
+
+
+def test_changing_the_fake_dimension_follows_into_settings(fake_llm, settings):
+    fake_llm.dims = 32
+
+    (vector,) = embeddings_client().embed(["x"])
+
+    assert len(vector) == 32 == settings.EMBEDDINGS_DIMS

@@ -9,8 +9,10 @@ The `fake_llm` fixture starts it (once per session), resets it per test and poin
     fake_llm.reply_slow(5, {"summary": "..."})    # answers after 5 s (client times out first)
 
 With nothing scripted, a chat completion answers a minimal valid instance of the
-requested JSON schema, and embeddings answer deterministic vectors of
-`fake_llm.dims` numbers.  `fake_llm.requests` holds every request body received
+requested JSON schema, and embeddings answer deterministic unit vectors of
+`fake_llm.dims` numbers (setting it updates EMBEDDINGS_DIMS too): a hashed bag of
+words with crude stemming and a few synonyms, so texts sharing words or synonyms
+land close and "search by meaning" can be tested.  `fake_llm.requests` holds every request body received
 (`fake_llm.chat_requests` only the chat ones), `fake_llm.headers` their headers.
 """
 
@@ -18,11 +20,42 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+
+DEFAULT_DIMS = 64
+_SYNONYMS = {
+    **dict.fromkeys(["hike", "hikes", "hiking", "hiker", "hikers", "trek", "trekking", "walk", "walking"], "hike"),
+    **dict.fromkeys(["buddy", "buddies", "partner", "partners", "friend", "friends", "companion", "mate"], "partner"),
+    **dict.fromkeys(["job", "jobs", "work", "gig", "employment", "hiring"], "work"),
+    **dict.fromkeys(["car", "cars", "vehicle", "auto"], "car"),
+}
+_STOP = {"a", "an", "the", "for", "with", "to", "of", "and", "or", "in", "on", "my", "this", "up", "i", "you",
+         "anyone", "is", "it", "me", "at", "be"}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ers", "er", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def bag_of_words_vector(text: str, dims: int) -> list[float]:
+    vector = [0.0] * dims
+    words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP] or ["<empty>"]
+    for word in words:
+        token = _SYNONYMS.get(word) or _stem(word)
+        digest = hashlib.sha256(token.encode()).digest()
+        vector[int.from_bytes(digest[:4], "big") % dims] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
 
 
 def instance_of(schema: dict):
@@ -46,7 +79,8 @@ def instance_of(schema: dict):
 
 class FakeLLM:
     def __init__(self):
-        self.dims = 8
+        self._dims = DEFAULT_DIMS
+        self._settings = None  # the test's settings, so `dims` follows into EMBEDDINGS_DIMS
         self.model = "fake-model"
         self._script: deque = deque()
         self._lock = threading.Lock()
@@ -58,6 +92,16 @@ class FakeLLM:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    @property
+    def dims(self) -> int:
+        return self._dims
+
+    @dims.setter
+    def dims(self, value: int):
+        self._dims = value
+        if self._settings is not None:
+            self._settings.EMBEDDINGS_DIMS = value
 
     # -- scripting --
     def reply_json(self, data: dict, *, prompt_tokens: int = 120, completion_tokens: int = 40):
@@ -85,7 +129,8 @@ class FakeLLM:
         self._script.clear()
         self.requests.clear()
         self.headers.clear()
-        self.dims = 8
+        self._settings = None
+        self._dims = DEFAULT_DIMS
 
     def close(self):
         self._release.set()
@@ -135,8 +180,7 @@ class FakeLLM:
         }
 
     def _vector(self, text: str) -> list[float]:
-        digest = hashlib.sha256(text.encode()).digest()
-        return [digest[i % len(digest)] / 255 for i in range(self.dims)]
+        return bag_of_words_vector(text, self._dims)
 
 
 def _handler_for(fake: FakeLLM):
@@ -180,6 +224,7 @@ def _fake_llm_server():
 def fake_llm(_fake_llm_server, settings):
     fake = _fake_llm_server
     fake.reset()
+    fake._settings = settings
     settings.INFERENCE_URL = fake.url
     settings.INFERENCE_MODEL = fake.model
     settings.INFERENCE_API_KEY = "test-inference-key"
