@@ -48,3 +48,9 @@ class RateLimitedError(TransientError):
     def __init__(self, user_message: str | None = None, *, retry_after: float | None = None, status: int | None = 429):
         super().__init__(user_message, status=status)
         self.retry_after = retry_after
+
+
+class NotConfiguredError(ProviderError):
+    """The provider's settings are missing or invalid (an operator problem, not the identity's)."""
+
+    default_message = "This provider is not configured: check its PROVIDER_* settings."

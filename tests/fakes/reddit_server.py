@@ -64,6 +64,7 @@ from __future__ import annotations
 import base64
 import html
 import itertools
+import math
 import json
 import re
 import secrets
@@ -115,6 +116,7 @@ class FakeRequest:
     username: str | None
     client_id: str | None
     at: float
+    status: int | None = None  # filled in once answered
 
 
 @dataclass(slots=True)
@@ -818,9 +820,10 @@ class FakeReddit:
 
     # ------------------------------------------------------------------ HTTP
     def _log(self, handler, path: str, query: dict, form: dict, username, client_id):
-        self.requests.append(FakeRequest(method=handler.command, path=path, query=query, form=form,
-                                         headers={k.lower(): v for k, v in handler.headers.items()},
-                                         username=username, client_id=client_id, at=time.time()))
+        handler.logged = FakeRequest(method=handler.command, path=path, query=query, form=form,
+                                     headers={k.lower(): v for k, v in handler.headers.items()},
+                                     username=username, client_id=client_id, at=time.time())
+        self.requests.append(handler.logged)
 
     def _match(self, rules: list[_Rule], path: str) -> _Rule | None:
         for rule in rules:
@@ -839,13 +842,20 @@ class FakeReddit:
         if count:
             state[1] += 1
         used = state[1]
-        reset = max(0, int(window - (now - state[0])))
+        reset = max(1, math.ceil(window - (now - state[0])))
         headers = {"x-ratelimit-remaining": f"{max(limit - used, 0):.1f}", "x-ratelimit-used": str(used),
                    "x-ratelimit-reset": str(reset)}
         return headers, used > limit
 
     def handle(self, handler) -> tuple[int, dict, bytes]:
         """Answer one request: (status, headers, body)."""
+        handler.logged = None
+        answer = self._handle(handler)
+        if handler.logged is not None:
+            handler.logged.status = answer[0]
+        return answer
+
+    def _handle(self, handler) -> tuple[int, dict, bytes]:
         parts = urlsplit(handler.path)
         path = re.sub(r"\.json$", "", parts.path.rstrip("/")) or "/"
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}

@@ -1,0 +1,1 @@
+"""The Reddit provider (PRAW).  The only package that names the network."""
