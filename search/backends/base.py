@@ -122,6 +122,21 @@ class SearchBackend(abc.ABC):
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         """Create an empty index (dropping any previous one) recording the embeddings model."""
 
+    def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> SearchBackend:
+        """Start rebuilding; returns the backend to write the rebuilt index through.
+
+        The default rebuilds in place (searches see a partial index meanwhile);
+        backends that can build aside and switch atomically override this.
+        """
+        self.create(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims)
+        return self
+
+    def finish_rebuild(self, writer: SearchBackend) -> None:
+        """Make the rebuilt index the one searches read."""
+
+    def abort_rebuild(self, writer: SearchBackend) -> None:
+        """Give up a rebuild; the index searches read stays as it was (when built aside)."""
+
     @abc.abstractmethod
     def upsert(self, documents: list[Document]) -> list[str]:
         """Write documents; returns the doc_ids that are new or whose text changed.

@@ -150,7 +150,7 @@ class ElasticBackend(SearchBackend):
         body = index_body(dims=embeddings_dims, embeddings_model=embeddings_model)
         self._call(self.client.indices.create, index=self.index, settings=body["settings"], mappings=body["mappings"])
 
-    def refresh(self) -> None:
+    def finish_rebuild(self, writer: SearchBackend) -> None:
         self._call(self.client.indices.refresh, index=self.index)
 
     # --- writes -------------------------------------------------------------------------

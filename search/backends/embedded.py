@@ -76,8 +76,13 @@ def _document_values(doc: Document) -> tuple:
 class EmbeddedBackend(SearchBackend):
     name = "embedded"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, common_df: int = 10_000, bm25_budget: int = 15_000,
+                 generation: int | None = None):
         self.path = Path(path)
+        self.common_df = common_df
+        self.bm25_budget = bm25_budget
+        # Set on the writer returned by `begin_rebuild`: reads and writes go to that generation only.
+        self.generation = generation
 
     # --- connection and generations -------------------------------------------------
 
@@ -107,6 +112,8 @@ class EmbeddedBackend(SearchBackend):
         return int(row["value"]) if row else None
 
     def _write_generations(self, conn) -> list[int]:
+        if self.generation is not None:
+            return [self.generation]
         values = self._meta_values(conn)
         gens = [int(values[key]) for key in ("active", "building") if values.get(key)]
         if not gens:
@@ -129,7 +136,7 @@ class EmbeddedBackend(SearchBackend):
 
     def _read(self):
         conn = self._conn()
-        gen = self._active(conn)
+        gen = self.generation if self.generation is not None else self._active(conn)
         if gen is None:
             raise IndexMissing()
         return conn, gen
@@ -180,9 +187,9 @@ class EmbeddedBackend(SearchBackend):
         try:
             conn = self._conn()
             values = self._meta_values(conn)
-            if not values.get("active"):
+            if self.generation is None and not values.get("active"):
                 return IndexMeta(exists=False)
-            gen = int(values["active"])
+            gen = self.generation if self.generation is not None else int(values["active"])
             count = conn.execute(f"SELECT count(*) FROM docs_{gen}").fetchone()[0]
         except sqlite3.Error as exc:
             raise _translate(exc) from None
@@ -194,11 +201,14 @@ class EmbeddedBackend(SearchBackend):
         )
 
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
-        gen = self.begin_rebuild(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims)
-        self.finish_rebuild(gen)
+        self.finish_rebuild(self.begin_rebuild(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims))
 
-    def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> int:
-        """Start an empty generation that receives writes alongside the active one."""
+    def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> EmbeddedBackend:
+        """Start an empty generation; returns a backend that writes only there.
+
+        Until `finish_rebuild`, searches read the active generation and ordinary
+        writes go to both, so nothing indexed during the rebuild is lost.
+        """
         with self._transaction() as conn:
             values = self._meta_values(conn)
             if values.get("building"):  # an interrupted rebuild: start it over
@@ -214,9 +224,10 @@ class EmbeddedBackend(SearchBackend):
                     (f"g{gen}.embeddings_dims", str(embeddings_dims)),
                 ],
             )
-        return gen
+        return EmbeddedBackend(self.path, common_df=self.common_df, bm25_budget=self.bm25_budget, generation=gen)
 
-    def finish_rebuild(self, gen: int) -> None:
+    def finish_rebuild(self, writer: EmbeddedBackend) -> None:
+        gen = writer.generation
         with self._transaction() as conn:
             old = self._active(conn)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('active', ?)", (str(gen),))
@@ -225,6 +236,12 @@ class EmbeddedBackend(SearchBackend):
                 self._drop_tables(conn, old)
                 conn.execute("DELETE FROM meta WHERE key LIKE ?", (f"g{old}.%",))
         _vector_caches.pop((self.path, gen), None)
+
+    def abort_rebuild(self, writer: EmbeddedBackend) -> None:
+        with self._transaction() as conn:
+            if self._meta_values(conn).get("building") == str(writer.generation):
+                self._drop_tables(conn, writer.generation)
+                conn.execute("DELETE FROM meta WHERE key = 'building' OR key LIKE ?", (f"g{writer.generation}.%",))
 
     # --- writes -------------------------------------------------------------------------
 
@@ -323,7 +340,7 @@ class EmbeddedBackend(SearchBackend):
                     chunk = doc_ids[start : start + _CHUNK]
                     rows += conn.execute(
                         f"SELECT doc_id, content_hash, text FROM docs_{gen} "
-                        f"WHERE embedding IS NULL AND doc_id IN ({','.join('?' * len(chunk))})",
+                        f"WHERE embedding IS NULL AND doc_id IN ({','.join('?' * len(chunk))}) ORDER BY rid",
                         chunk,
                     ).fetchall()
         except sqlite3.Error as exc:
@@ -365,21 +382,59 @@ class EmbeddedBackend(SearchBackend):
         return found
 
     def keyword(self, query_terms: list[str], filters: Filters, size: int) -> list[Hit]:
+        """BM25 over the query's most selective terms; newest-first when every term is common.
+
+        FTS5 computes bm25() for every matching row (~2 µs each), so a term found in
+        most documents ("the") would cost hundreds of milliseconds at 100k documents.
+        Each term's document frequency is probed (counting stops at `common_df`);
+        the rarest terms are ranked by BM25 while their matches fit `bm25_budget`.
+        The terms left out are the frequent ones, which carry almost no BM25 weight
+        (tiny IDF).  A query made only of very common terms lists the newest
+        documents containing all of them (any of them if none has all): still a
+        useful answer, at a bounded cost.
+        """
         if not query_terms:
             return []
         conn, gen = self._read()
         where, params = _filter_sql(filters)
-        sql = (
-            f"SELECT {', '.join('d.' + c for c in ('rid',) + _COLUMNS)}, bm25(fts_{gen}) AS score "
-            f"FROM fts_{gen} JOIN docs_{gen} AS d ON d.rid = fts_{gen}.rowid "
-            f"WHERE fts_{gen} MATCH ? {where} ORDER BY score LIMIT ?"
-        )
         try:
-            rows = conn.execute(sql, [fts_match(query_terms), *params, size]).fetchall()
+            counts = sorted((self._document_frequency(conn, gen, t), i, t) for i, t in enumerate(query_terms))
+            selective, budget = [], self.bm25_budget
+            for df, _, term in counts:
+                if df > self.common_df or (selective and df > budget):
+                    break
+                selective.append(term)
+                budget -= df
+            if selective:
+                sql = (
+                    f"SELECT {', '.join('d.' + c for c in ('rid',) + _COLUMNS)}, bm25(fts_{gen}) AS score "
+                    f"FROM fts_{gen} JOIN docs_{gen} AS d ON d.rid = fts_{gen}.rowid "
+                    f"WHERE fts_{gen} MATCH ? {where} ORDER BY score LIMIT ?"
+                )
+                rows = conn.execute(sql, [fts_match(selective), *params, size]).fetchall()
+                # bm25() is lower-is-better; flip it so every backend reports higher-is-better.
+                return [Hit(_row_to_document(r), -r["score"], ["bm25"]) for r in rows]
+            rows = []
+            for expression in (fts_match(query_terms).replace('" OR "', '" AND "'), fts_match(query_terms)):
+                # `+d.rid` keeps SQLite walking the created_at index (newest first, stopping at
+                # `size`) and testing membership, instead of sorting every match.
+                sql = (
+                    f"SELECT {_SELECT} FROM docs_{gen} AS d WHERE +d.rid IN "
+                    f"(SELECT rowid FROM fts_{gen} WHERE fts_{gen} MATCH ?) {where} "
+                    "ORDER BY d.created_at DESC LIMIT ?"
+                )
+                rows = conn.execute(sql, [expression, *params, size]).fetchall()
+                if rows or len(query_terms) == 1:
+                    break
         except sqlite3.Error as exc:
             raise _translate(exc) from None
-        # bm25() is lower-is-better; flip it so every backend reports higher-is-better.
-        return [Hit(_row_to_document(r), -r["score"], ["bm25"]) for r in rows]
+        # Newest first: scores only need to keep that order through fusion.
+        return [Hit(_row_to_document(r), 1.0 / (rank + 1), ["bm25"]) for rank, r in enumerate(rows)]
+
+    def _document_frequency(self, conn, gen: int, term: str) -> int:
+        # Counting stops past the threshold, so a probe costs at most `common_df` index steps.
+        sql = f"SELECT count(*) FROM (SELECT rowid FROM fts_{gen} WHERE fts_{gen} MATCH ? LIMIT ?)"
+        return conn.execute(sql, (fts_match([term]), self.common_df + 1)).fetchone()[0]
 
     def recent(self, filters: Filters, size: int) -> list[Hit]:
         conn, gen = self._read()
@@ -474,7 +529,7 @@ class _VectorCache:
         def grow(old, shape, dtype, fill=0):
             new = np.full(shape, fill, dtype=dtype)
             if old is not None:
-                new[: self.n] = old[: self.n]
+                new[: len(old)] = old
             return new
 
         get = lambda name: getattr(self, name, None)  # noqa: E731
@@ -504,40 +559,48 @@ class _VectorCache:
                 f"SELECT rid, doc_type, provider_id, identity_id, source_location, local_deleted, remote_status, "
                 f"remote_visibility, created_at, embedding FROM docs_{gen} WHERE seq > ?",
                 (self.seq,),
-            )
-            for row in rows:
-                self._set(row)
+            ).fetchall()
+            if rows:
+                self._set_rows(rows)
             for rid, _ in deleted:
                 pos = self.pos.get(rid)
                 if pos is not None:
                     self.alive[pos] = False
             self.seq = max([top] + [seq for _, seq in deleted])
 
-    def _set(self, row) -> None:
-        pos = self.pos.get(row["rid"])
-        if pos is None:
-            if self.n == self.capacity:
-                self._alloc(self.capacity * 2)
-            pos = self.pos[row["rid"]] = self.n
-            self.n += 1
-        self.rids[pos] = row["rid"]
-        self.alive[pos] = True
+    def _set_rows(self, rows) -> None:
+        """Write changed rows into the arrays in bulk (the first load is the whole index)."""
+        positions = []
+        for row in rows:
+            pos = self.pos.get(row["rid"])
+            if pos is None:
+                pos = self.pos[row["rid"]] = self.n
+                self.n += 1
+            positions.append(pos)
+        if self.n > self.capacity:
+            self._alloc(max(self.n, self.capacity * 2))
+        at = np.asarray(positions, dtype=np.int64)
+        self.rids[at] = [row["rid"] for row in rows]
+        self.alive[at] = True
         for name in self._CODED:
-            getattr(self, name)[pos] = self._code(row[name])
-        self.local_deleted[pos] = bool(row["local_deleted"])
-        self.remote_gone[pos] = (row["remote_status"] in REMOTE_GONE_STATUSES) or (
-            row["remote_visibility"] in REMOTE_GONE_VISIBILITIES
-        )
-        self.created_at[pos] = row["created_at"] if row["created_at"] is not None else np.nan
-        blob = row["embedding"]
-        if blob is None or len(blob) != self.dims * 4:
-            self.has_vec[pos] = False
-            self.vecs[pos] = 0
-        else:
-            vec = np.frombuffer(blob, dtype=np.float32)
-            norm = float(np.linalg.norm(vec))
-            self.has_vec[pos] = norm > 0
-            self.vecs[pos] = vec / norm if norm > 0 else 0
+            getattr(self, name)[at] = [self._code(row[name]) for row in rows]
+        self.local_deleted[at] = [bool(row["local_deleted"]) for row in rows]
+        self.remote_gone[at] = [
+            row["remote_status"] in REMOTE_GONE_STATUSES or row["remote_visibility"] in REMOTE_GONE_VISIBILITIES
+            for row in rows
+        ]
+        self.created_at[at] = [row["created_at"] if row["created_at"] is not None else np.nan for row in rows]
+        width = self.dims * 4
+        has = np.array([row["embedding"] is not None and len(row["embedding"]) == width for row in rows], dtype=bool)
+        vecs = np.zeros((len(rows), self.dims), dtype=np.float32)
+        if has.any():
+            blob = b"".join(row["embedding"] for row, ok in zip(rows, has) if ok)
+            raw = np.frombuffer(blob, dtype=np.float32).reshape(-1, self.dims)
+            norms = np.linalg.norm(raw, axis=1, keepdims=True)
+            vecs[has] = np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0)
+            has[has] = norms[:, 0] > 0
+        self.vecs[at] = vecs
+        self.has_vec[at] = has
 
     def _mask(self, filters: Filters) -> np.ndarray:
         n = self.n

@@ -252,11 +252,12 @@ def test_vector_results_follow_later_metadata_changes_and_deletes(backend):
 
 def test_a_rebuild_is_invisible_until_finished_and_keeps_concurrent_writes(backend):
     backend.upsert([doc("message:1", "before rebuild")])
-    gen = backend.begin_rebuild(embeddings_model="test-embed", embeddings_dims=DIMS)
+    writer = backend.begin_rebuild(embeddings_model="test-embed", embeddings_dims=DIMS)
+    writer.upsert([doc("message:3", "rebuilt from the database")])
     assert search(backend, "rebuild") == ["message:1"]  # searches still read the old generation
     backend.upsert([doc("message:2", "written during rebuild")])
-    backend.finish_rebuild(gen)
-    assert search(backend, "rebuild") == ["message:2"]
+    backend.finish_rebuild(writer)
+    assert sorted(search(backend, "rebuild") + search(backend, "rebuilt")) == ["message:2", "message:3"]
 
 
 def test_vectors_of_the_wrong_dimension_are_refused_with_a_reindex_hint(backend):

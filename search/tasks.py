@@ -1,0 +1,21 @@
+"""Search tasks (spec §7 names); thin wrappers over `search.services`.
+
+Backend or embeddings-server outages raise errors with `transient = True`, so the
+job ledger retries them later with backoff.
+"""
+
+from __future__ import annotations
+
+from rediska.jobs import ledger_task
+
+from . import services
+
+
+@ledger_task("index.upsert_content", queue="index")
+def upsert_content(job, kind: str, pks: list[int]) -> dict:
+    return services.upsert_content(kind, pks)
+
+
+@ledger_task("embed.generate", queue="embed")
+def generate(job, doc_ids: list[str]) -> dict:
+    return services.generate_embeddings(doc_ids, job_id=job.pk)
