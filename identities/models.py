@@ -6,6 +6,9 @@ from django.db import models
 
 from rediska.fields import MediumTextField, created_at, updated_at
 
+VOICE_KEYS = ("system_prompt", "tone", "style")
+REFRESH_TOKEN = "oauth_refresh_token"
+
 
 class Provider(models.Model):
     provider_id = models.CharField(max_length=32, primary_key=True)
@@ -31,6 +34,10 @@ class Identity(models.Model):
     is_active = models.BooleanField(default=True, db_default=True)
     created_at = created_at()
     updated_at = updated_at()
+    # Beyond the DDL: set when the provider refused the stored token (revoked,
+    # expired); the identity must be reconnected.  Cleared by a reconnect.
+    needs_reconnect_at = models.DateTimeField(null=True, blank=True)
+    last_auth_error = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         db_table = "identities"
@@ -44,6 +51,16 @@ class Identity(models.Model):
 
     def __str__(self):
         return f"{self.display_name} ({self.external_username})"
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.needs_reconnect_at is not None
+
+    @property
+    def voice(self) -> dict:
+        """The voice config with every key present (empty strings when unset)."""
+        voice = self.voice_config_json if isinstance(self.voice_config_json, dict) else {}
+        return {key: str(voice.get(key) or "") for key in VOICE_KEYS}
 
 
 class ProviderCredential(models.Model):
@@ -65,6 +82,11 @@ class ProviderCredential(models.Model):
 
     def __repr__(self):  # the ciphertext is not shown either
         return f"<ProviderCredential {self.pk} {self.credential_type}>"
+
+    @property
+    def context(self) -> str:
+        """Associated data binding the ciphertext to this row (see rediska.crypto)."""
+        return f"provider_credentials:{self.provider_id}:{self.identity_id}:{self.credential_type}"
 
 
 class DoNotContact(models.Model):
