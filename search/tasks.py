@@ -17,5 +17,6 @@ def upsert_content(job, kind: str, pks: list[int]) -> dict:
 
 
 @ledger_task("embed.generate", queue="embed")
-def generate(job, doc_ids: list[str]) -> dict:
+def generate(job, doc_ids: list[str] | None = None) -> dict:
+    """Embed these documents; without ids, sweep up to 500 documents still lacking a vector."""
     return services.generate_embeddings(doc_ids, job_id=job.pk)

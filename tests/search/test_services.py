@@ -318,3 +318,13 @@ def test_reindex_rebuilds_from_the_database_with_the_new_model(fake_llm, setting
     meta = get_backend().meta()
     assert (meta.embeddings_model, meta.embeddings_dims, meta.documents) == ("another-model", fake_llm.dims, 1)
     assert services.search_content("cello", Filters()).notices == []
+
+
+def test_the_embedding_task_without_ids_sweeps_documents_left_without_vectors(fake_llm, settings):
+    url = settings.EMBEDDINGS_URL
+    settings.EMBEDDINGS_URL = f"http://127.0.0.1:{closed_port()}"
+    m = MessageFactory(body_text="missed while the server was down")
+    index("message", m)
+    settings.EMBEDDINGS_URL = url
+    assert generate() == {"embedded": 1, "pending": 1}
+    assert get_backend().pending_embeddings() == []

@@ -105,3 +105,17 @@ def test_an_empty_query_shows_the_newest_items(auth_client):
 def test_a_missing_index_shows_how_to_build_it(auth_client):
     response = auth_client.get(URL, {"q": "anything"})
     assert response.status_code == 200 and "search_reindex" in response.content.decode()
+
+
+def test_search_by_meaning_end_to_end_through_the_fake_embeddings_server(auth_client, fake_llm):
+    from rediska.models import Job
+    from search.tasks import generate
+
+    wanted = MessageFactory(body_text="looking for a hiking buddy this weekend")
+    other = MessageFactory(body_text="selling my old car")
+    index("message", wanted, other)
+    (job,) = Job.objects.filter(job_type="embed.generate")
+    generate(*job.payload_json["args"])
+    html = auth_client.get(URL, {"q": "trekking companion"}).content.decode()
+    assert "hiking buddy" in html and "old car" not in html.split("hiking buddy")[0]
+    assert 'title="Found by meaning (embeddings)"' in html
