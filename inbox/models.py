@@ -100,6 +100,12 @@ class Conversation(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Beyond the DDL: the thread's subject, and its newest message (kept by
+    # ingest and send) so the list can show and filter by it with one join.
+    subject = models.CharField(max_length=300, null=True, blank=True)
+    last_message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
+    )
 
     class Meta:
         db_table = "conversations"
@@ -198,3 +204,91 @@ class Attachment(models.Model):
 
     def __str__(self):
         return self.storage_key
+
+
+class SyncFolder(models.TextChoices):
+    INBOX = "inbox", "Inbox"
+    SENT = "sent", "Sent"
+
+
+class SyncCursor(models.Model):
+    """How far the archive of one identity's folder has come, and the walk under way.
+
+    A walk pages from the newest message down to `walk_stop_at` (None: to the
+    end of the folder).  `walk_after` advances in the same transaction as the
+    page it covers, so a killed walk resumes where it stopped.  When a walk
+    completes, `synced_until` moves up to the newest message it saw: every
+    message sent up to then is archived.  The lease keeps two walks of one
+    folder from interleaving (a dead worker's lease simply expires).
+    """
+
+    Folder = SyncFolder
+
+    identity = models.ForeignKey("identities.Identity", on_delete=models.PROTECT, related_name="inbox_cursors")
+    folder = models.CharField(max_length=8, choices=Folder.choices)
+    synced_until = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    backfilled_at = models.DateTimeField(null=True, blank=True)
+    walk_started_at = models.DateTimeField(null=True, blank=True)
+    walk_after = models.CharField(max_length=128, null=True, blank=True)
+    walk_stop_at = models.DateTimeField(null=True, blank=True)
+    walk_top_at = models.DateTimeField(null=True, blank=True)
+    walk_pages = models.IntegerField(default=0)
+    walk_messages = models.IntegerField(default=0)
+    walk_new = models.IntegerField(default=0)
+    lease_owner = models.CharField(max_length=64, null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "inbox_sync_cursors"
+        ordering = ["identity_id", "folder"]
+        constraints = [
+            models.UniqueConstraint(fields=["identity", "folder"], name="uq_sync_cursor"),
+            enum_check("inbox_sync_cursors", "folder", SyncFolder.choices),
+        ]
+
+    def __str__(self):
+        return f"{self.folder} cursor of identity {self.identity_id}"
+
+    @property
+    def walking(self) -> bool:
+        return self.walk_started_at is not None
+
+
+class SendAttemptStatus(models.TextChoices):
+    PENDING = "pending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class SendAttempt(models.Model):
+    """One Send click, keyed by the form's idempotency key: a repeat sends nothing."""
+
+    Status = SendAttemptStatus
+
+    idempotency_key = models.CharField(max_length=64)
+    identity = models.ForeignKey("identities.Identity", on_delete=models.PROTECT, related_name="+")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.PROTECT, null=True, blank=True, related_name="send_attempts"
+    )
+    to_username = models.CharField(max_length=128)
+    subject = models.CharField(max_length=300, null=True, blank=True)
+    body_text = MediumTextField()
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    error_code = models.CharField(max_length=64, null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "inbox_send_attempts"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="uq_send_attempt_key"),
+            enum_check("inbox_send_attempts", "status", SendAttemptStatus.choices),
+        ]
+
+    def __str__(self):
+        return f"Send attempt {self.idempotency_key} ({self.status})"

@@ -1,0 +1,1 @@
+"""Inbox services: ingest (archive and sync), sending, local hiding."""

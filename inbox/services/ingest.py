@@ -1,0 +1,492 @@
+"""Archive an identity's private messages: page through its folders, group the
+messages into conversations, store each page in bulk, keep a resumable cursor.
+
+Conversation = thread (the provider's `conversation_external_id`, the id of
+the thread's first message).  Direction is `out` when the identity wrote the
+message, `system` for notices the provider flags as such (admin or community
+mail), `in` otherwise.  Every conversation needs a counterpart account, so two
+reserved usernames stand in when the provider names nobody:
+`[system]` for notices with no sender and `[deleted]` for a person whose
+account is gone.  Nothing here ever deletes or blanks a stored message: a
+remote deletion only sets `remote_visibility`/`remote_deleted_at`, a deleted
+account only its `remote_status`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
+from django.utils import timezone
+
+import search
+from identities.models import Identity
+from rediska import audit
+from rediska.providers.base import ProviderSession, RemoteMessage, Skipped
+from rediska.providers.errors import AuthError, ProviderError
+
+from ..accounts import apply_message_history, mark_remote_status, upsert_accounts
+from ..models import Conversation, ExternalAccount, Message, SendAttempt, SyncCursor
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+LEASE = timedelta(minutes=10)
+MAX_ID = 128
+MAX_SUBJECT = 300
+MAX_BODY_BYTES = 16 * 1024 * 1024 - 1  # MEDIUMTEXT
+DELETED_ACCOUNT = "[deleted]"
+SYSTEM_ACCOUNT = "[system]"
+PLACEHOLDERS = (DELETED_ACCOUNT, SYSTEM_ACCOUNT)
+# A conversation opened by a send whose thread id the provider did not tell yet.
+PENDING_PREFIX = "pending:"
+STATUS_CHECKS_PER_SYNC = 10
+STATUS_MAX_AGE = timedelta(days=1)
+
+Direction = Message.Direction
+GONE = {"deleted_by_author", "removed"}
+
+
+@dataclass
+class PageResult:
+    stored: int = 0
+    new_ids: list[int] = field(default_factory=list)
+    changed_ids: list[int] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+@dataclass
+class WalkResult:
+    folder: str
+    pages: int = 0
+    messages: int = 0
+    new: int = 0
+    changed: int = 0
+    skipped: int = 0
+    complete: bool = False
+    busy: bool = False
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# --- one page --------------------------------------------------------------------
+
+
+def _clean_text(text: str | None) -> str | None:
+    """Text as received; lone surrogates (invalid UTF-8 upstream) become U+FFFD."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _problem(m: RemoteMessage) -> str | None:
+    if not isinstance(m.external_id, str) or not m.external_id or len(m.external_id) > MAX_ID:
+        return "no usable message id"
+    if not isinstance(m.conversation_external_id, str) or not m.conversation_external_id \
+            or len(m.conversation_external_id) > MAX_ID:
+        return "no usable conversation id"
+    if not isinstance(m.sent_at, datetime) or timezone.is_naive(m.sent_at):
+        return "no timezone-aware time"
+    for name in (m.author, m.recipient):
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_ID):
+            return "an unusable username"
+    if m.body is not None and not isinstance(m.body, str):
+        return "a body that is not text"
+    return None
+
+
+def _cleaned(messages: Iterable[RemoteMessage]) -> tuple[list[RemoteMessage], list[Skipped]]:
+    kept: dict[str, RemoteMessage] = {}
+    skipped = []
+    for m in messages:
+        problem = _problem(m)
+        body = None if problem else _clean_text(m.body)
+        if not problem and body is not None and len(body.encode("utf-8")) > MAX_BODY_BYTES:
+            problem = "a body larger than 16 MB"
+        if problem:
+            skipped.append(Skipped(getattr(m, "external_id", None), problem))
+            continue
+        if m.external_id not in kept:
+            kept[m.external_id] = RemoteMessage(**{**m.__dict__, "body": body, "subject": _clean_text(m.subject)})
+    return list(kept.values()), skipped
+
+
+def _direction(m: RemoteMessage, me: str) -> str:
+    if m.author and m.author.lower() == me:
+        return Direction.OUT
+    return Direction.SYSTEM if m.is_system else Direction.IN
+
+
+def _other_party(m: RemoteMessage, direction: str) -> str | None:
+    return m.recipient if direction == Direction.OUT else m.author
+
+
+def _counterparts(messages: list[RemoteMessage], directions: dict[str, str]) -> dict[str, str]:
+    """Conversation id -> counterpart username: a named party if any message names one."""
+    names: dict[str, str] = {}
+    for m in messages:
+        direction = directions[m.external_id]
+        name = _other_party(m, direction)
+        current = names.get(m.conversation_external_id)
+        if name and (current is None or current in PLACEHOLDERS):
+            names[m.conversation_external_id] = name
+        elif current is None:
+            names[m.conversation_external_id] = SYSTEM_ACCOUNT if direction == Direction.SYSTEM else DELETED_ACCOUNT
+    return names
+
+
+def store_messages(identity: Identity, messages: Iterable[RemoteMessage], *, now: datetime | None = None) -> PageResult:
+    """Store one page in bulk: accounts, conversations, new messages, remote changes.
+
+    Idempotent: a message already stored (same provider and remote id) is never
+    inserted again; only its remote visibility can change.  A fixed number of
+    queries whatever the size of the page.
+    """
+    now = now or timezone.now()
+    provider_id = identity.provider_id
+    me = identity.external_username.lower()
+    page, skipped = _cleaned(messages)
+    for item in skipped:
+        log.warning("message %s skipped: %s", item.external_id or "?", item.reason)
+    result = PageResult(stored=len(page), skipped=skipped)
+    if not page:
+        return result
+    directions = {m.external_id: _direction(m, me) for m in page}
+    with transaction.atomic():
+        existing = {
+            ext: (pk, visibility)
+            for ext, pk, visibility in Message.objects.filter(
+                provider_id=provider_id, external_message_id__in=list(directions)
+            ).order_by().values_list("external_message_id", "id", "remote_visibility")
+        }
+        fresh = [m for m in page if m.external_id not in existing]
+        adopted = _adopt_pending_sends(identity, [m for m in fresh if directions[m.external_id] == Direction.OUT])
+        fresh = [m for m in fresh if m.external_id not in adopted]
+        conversations = _conversations(identity, page, directions, now)
+        if fresh:
+            Message.objects.bulk_create(
+                [
+                    Message(
+                        provider_id=provider_id,
+                        external_message_id=m.external_id,
+                        conversation_id=conversations[m.conversation_external_id].pk,
+                        identity=identity if directions[m.external_id] == Direction.OUT else None,
+                        direction=directions[m.external_id],
+                        sent_at=m.sent_at,
+                        body_text=m.body,
+                        remote_visibility=m.visibility,
+                        remote_deleted_at=now if m.visibility in GONE else None,
+                    )
+                    for m in fresh
+                ],
+                ignore_conflicts=True,  # a concurrent walk of the other folder may have stored some
+            )
+            result.new_ids += Message.objects.filter(
+                provider_id=provider_id, external_message_id__in=[m.external_id for m in fresh]
+            ).exclude(pk__in=[pk for pk, _ in existing.values()]).order_by().values_list("id", flat=True)
+        result.changed_ids += list(adopted.values())
+        result.changed_ids += _mark_remote_deletions(page, existing, now)
+        _mark_deleted_counterparts(page, directions, conversations, now)
+        touched = {conversations[m.conversation_external_id].pk for m in fresh} if result.new_ids else set()
+        _advance_last_messages(provider_id, page, conversations, touched, now)
+        if result.new_ids or result.changed_ids:
+            search.index_later("message", *result.new_ids, *result.changed_ids)
+    return result
+
+
+def _conversations(identity, page, directions, now) -> dict[str, Conversation]:
+    provider_id = identity.provider_id
+    names = _counterparts(page, directions)
+    accounts = upsert_accounts(provider_id, {name: None for name in names.values()})
+    placeholder = accounts.get(DELETED_ACCOUNT)
+    if placeholder is not None and placeholder.remote_status != ExternalAccount.RemoteStatus.DELETED:
+        mark_remote_status(placeholder, ExternalAccount.RemoteStatus.DELETED, now)
+    subjects: dict[str, str | None] = {}
+    for m in sorted(page, key=lambda m: m.sent_at):
+        subjects.setdefault(m.conversation_external_id, (m.subject or "")[:MAX_SUBJECT] or None)
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                provider_id=provider_id, external_conversation_id=conv_id, identity=identity,
+                counterpart_account=accounts[name], subject=subjects.get(conv_id),
+            )
+            for conv_id, name in names.items()
+        ],
+        ignore_conflicts=True,  # existing conversations keep their identity and counterpart
+    )
+    found = {
+        c.external_conversation_id: c
+        for c in Conversation.objects.filter(provider_id=provider_id, external_conversation_id__in=list(names))
+        .select_related("counterpart_account").order_by()
+    }
+    # A conversation first seen through a notice or a deleted account gets its person once named.
+    upgrades = []
+    for conv_id, conversation in found.items():
+        name = names[conv_id]
+        if conversation.counterpart_account.external_username in PLACEHOLDERS and name not in PLACEHOLDERS:
+            conversation.counterpart_account = accounts[name]
+            conversation.updated_at = now
+            upgrades.append(conversation)
+    if upgrades:
+        Conversation.objects.bulk_update(upgrades, ["counterpart_account", "updated_at"])
+    return found
+
+
+def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, int]:
+    """Give sends stored without a remote id (the provider did not say) their id; returns ext id -> pk.
+
+    Matched by body with the identity's sends still waiting for an id.  A
+    conversation opened by such a send takes the thread's real id, unless
+    the thread is already stored.
+    """
+    if not outgoing:
+        return {}
+    pending = list(
+        SendAttempt.objects.filter(
+            identity=identity, status=SendAttempt.Status.SENT, message__external_message_id__isnull=True
+        ).select_related("message__conversation")
+    )
+    adopted: dict[str, int] = {}
+    for m in outgoing:
+        match = next((a for a in pending if a.message.body_text == m.body and a.message_id not in adopted.values()),
+                     None)
+        if match is None:
+            continue
+        conversation = match.message.conversation
+        thread = Conversation.objects.filter(
+            provider_id=identity.provider_id, external_conversation_id=m.conversation_external_id
+        ).first()
+        if thread is None and conversation.external_conversation_id.startswith(PENDING_PREFIX):
+            Conversation.objects.filter(pk=conversation.pk).update(external_conversation_id=m.conversation_external_id)
+            thread = conversation
+        Message.objects.filter(pk=match.message_id).update(
+            external_message_id=m.external_id, conversation=thread or conversation
+        )
+        adopted[m.external_id] = match.message_id
+    return adopted
+
+
+def _mark_remote_deletions(page, existing, now) -> list[int]:
+    """Existing messages the provider now shows as deleted or removed: status only, body kept."""
+    gone = defaultdict(list)
+    for m in page:
+        stored = existing.get(m.external_id)
+        if stored and m.visibility in GONE and stored[1] != m.visibility:
+            gone[m.visibility].append(stored[0])
+    changed = []
+    for visibility, pks in gone.items():
+        Message.objects.filter(pk__in=pks).update(remote_visibility=visibility, remote_deleted_at=now)
+        changed += pks
+    return changed
+
+
+def _mark_deleted_counterparts(page, directions, conversations, now) -> None:
+    """A visible incoming message whose author is no longer named: the person's account is gone."""
+    account_ids = {
+        conversations[m.conversation_external_id].counterpart_account_id
+        for m in page
+        if directions.get(m.external_id) == Direction.IN and m.author is None and m.visibility == "visible"
+        and conversations[m.conversation_external_id].counterpart_account.external_username not in PLACEHOLDERS
+    }
+    if account_ids:
+        ExternalAccount.objects.filter(pk__in=account_ids).exclude(remote_status=ExternalAccount.RemoteStatus.DELETED) \
+            .update(remote_status=ExternalAccount.RemoteStatus.DELETED, remote_status_last_seen_at=now, updated_at=now)
+
+
+def _advance_last_messages(provider_id, page, conversations, touched: set[int], now) -> None:
+    """Point each conversation at its newest message and stamp the ones that changed.
+
+    `updated_at` marks the conversations a walk touched (their accounts'
+    contact history is recomputed at the end of the walk).
+    """
+    newest: dict[str, RemoteMessage] = {}
+    for m in page:
+        best = newest.get(m.conversation_external_id)
+        if best is None or (m.sent_at, m.external_id) > (best.sent_at, best.external_id):
+            newest[m.conversation_external_id] = m
+    candidates = [
+        m for conv_id, m in newest.items()
+        if conversations[conv_id].last_message_id is None or conversations[conv_id].last_activity_at is None
+        or conversations[conv_id].last_activity_at < m.sent_at
+    ]
+    ids = dict(
+        Message.objects.filter(provider_id=provider_id, external_message_id__in=[m.external_id for m in candidates])
+        .order_by().values_list("external_message_id", "id")
+    ) if candidates else {}
+    moves = [(conversations[m.conversation_external_id].pk, ids[m.external_id], m.sent_at)
+             for m in candidates if m.external_id in ids]
+    if not moves and not touched:
+        return
+    # The guard is re-checked by the database on the row it locks, so two walks
+    # storing one thread at once leave the newer message in place.
+    newer = [Q(pk=pk) & (Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=at) | Q(last_message__isnull=True))
+             for pk, _, at in moves]
+    changes = {"updated_at": now}
+    if moves:
+        changes["last_message_id"] = Case(*[When(c, then=Value(mid)) for c, (_, mid, _) in zip(newer, moves)],
+                                          default=F("last_message_id"), output_field=BigIntegerField())
+        changes["last_activity_at"] = Case(*[When(c, then=Value(at)) for c, (_, _, at) in zip(newer, moves)],
+                                           default=F("last_activity_at"), output_field=DateTimeField())
+    Conversation.objects.filter(pk__in=touched | {pk for pk, _, _ in moves}).update(**changes)
+
+
+# --- walking a folder ---------------------------------------------------------------
+
+
+def cursor_for(identity: Identity, folder: str) -> SyncCursor:
+    cursor, _ = SyncCursor.objects.get_or_create(identity=identity, folder=folder)
+    return cursor
+
+
+def _acquire(cursor: SyncCursor, owner: str) -> bool:
+    now = timezone.now()
+    free = Q(lease_owner__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
+    return bool(SyncCursor.objects.filter(free, pk=cursor.pk).update(lease_owner=owner, lease_until=now + LEASE))
+
+
+def _release(cursor: SyncCursor, owner: str) -> None:
+    SyncCursor.objects.filter(pk=cursor.pk, lease_owner=owner).update(lease_owner=None, lease_until=None)
+
+
+def _reached(messages: list[RemoteMessage], stop_at: datetime | None) -> bool:
+    """True once a thread on this page is older than the stop mark.
+
+    Listings come newest activity first (flat, or threads by their latest
+    message), so when one thread's newest message is older than the mark,
+    nothing on a later page can be newer.
+    """
+    if stop_at is None or not messages:
+        return False
+    latest: dict[str, datetime] = {}
+    for m in messages:
+        if isinstance(m.sent_at, datetime):
+            latest[m.conversation_external_id] = max(latest.get(m.conversation_external_id, m.sent_at), m.sent_at)
+    return bool(latest) and min(latest.values()) < stop_at
+
+
+def walk_folder(
+    identity: Identity,
+    session: ProviderSession,
+    folder: str,
+    *,
+    full: bool,
+    owner: str,
+    on_page: Callable[[WalkResult], None] | None = None,
+    page_size: int = PAGE_SIZE,
+) -> WalkResult:
+    """Page through a folder from the newest message: to the end (`full`) or down to what is archived.
+
+    Resumes an interrupted walk where it stopped.  Returns `busy` without doing
+    anything when another walk of this folder holds the lease.
+    """
+    result = WalkResult(folder=folder)
+    cursor = cursor_for(identity, folder)
+    if not _acquire(cursor, owner):
+        result.busy = True
+        return result
+    try:
+        cursor.refresh_from_db()
+        if not cursor.walking:
+            cursor.walk_started_at, cursor.walk_after, cursor.walk_top_at = timezone.now(), None, None
+            cursor.walk_stop_at = None if full else cursor.synced_until
+            cursor.walk_pages = cursor.walk_messages = cursor.walk_new = 0
+        elif full:
+            cursor.walk_stop_at = None  # a backfill takes over an interrupted sync and goes to the end
+        cursor.save()
+        after = cursor.walk_after
+        while True:
+            page = session.list_messages(folder, after=after, limit=page_size)
+            for item in page.skipped:
+                log.warning("%s page item %s skipped: %s", folder, item.external_id or "?", item.reason)
+            with transaction.atomic():
+                stored = store_messages(identity, page.messages)
+                done = not page.after or page.after == after or _reached(page.messages, cursor.walk_stop_at)
+                _advance_cursor(identity, cursor, page, stored, done)
+            result.pages += 1
+            result.messages += stored.stored
+            result.new += len(stored.new_ids)
+            result.changed += len(stored.changed_ids)
+            result.skipped += len(stored.skipped) + len(page.skipped)
+            if on_page:
+                on_page(result)
+            if done:
+                break
+            after = page.after
+        result.complete = True
+    finally:
+        _release(cursor, owner)
+    return result
+
+
+def _advance_cursor(identity: Identity, cursor: SyncCursor, page, stored: PageResult, done: bool) -> None:
+    now = timezone.now()
+    times = [m.sent_at for m in page.messages if isinstance(m.sent_at, datetime) and timezone.is_aware(m.sent_at)]
+    if times and (cursor.walk_top_at is None or max(times) > cursor.walk_top_at):
+        cursor.walk_top_at = max(times)
+    cursor.walk_after = page.after
+    cursor.walk_pages += 1
+    cursor.walk_messages += stored.stored
+    cursor.walk_new += len(stored.new_ids)
+    cursor.lease_until = now + LEASE
+    if not done:
+        cursor.save()
+        return
+    started = cursor.walk_started_at
+    touched = Conversation.objects.filter(updated_at__gte=started).values_list("counterpart_account_id", flat=True)
+    apply_message_history(touched.distinct())
+    if cursor.walk_top_at and (cursor.synced_until is None or cursor.walk_top_at > cursor.synced_until):
+        cursor.synced_until = cursor.walk_top_at
+    if cursor.walk_stop_at is None:
+        cursor.backfilled_at = now
+    cursor.last_synced_at = now
+    summary = {"folder": cursor.folder, "pages": cursor.walk_pages, "messages": cursor.walk_messages,
+               "new": cursor.walk_new, "full": cursor.walk_stop_at is None}
+    cursor.walk_started_at = cursor.walk_after = cursor.walk_stop_at = cursor.walk_top_at = None
+    cursor.save()
+    if summary["new"] or summary["full"]:
+        audit.record("inbox.sync_folder", actor="system", provider_id=identity.provider_id,
+                     identity_id=identity.pk, entity=cursor, response=summary)
+
+
+# --- counterpart accounts -------------------------------------------------------------
+
+
+def check_counterparts(identity: Identity, session: ProviderSession, *, limit: int = STATUS_CHECKS_PER_SYNC) -> int:
+    """Ask the provider about the counterparts not checked for the longest time; returns how many were checked.
+
+    A few per sync keep the API budget for messages; over successive syncs
+    every counterpart gets looked at.  Deleted accounts stay deleted.
+    """
+    now = timezone.now()
+    due = (
+        ExternalAccount.objects.filter(pk__in=Conversation.objects.filter(identity=identity).values("counterpart_account"))
+        .exclude(external_username__in=PLACEHOLDERS)
+        .exclude(remote_status=ExternalAccount.RemoteStatus.DELETED)
+        .filter(Q(remote_status_last_seen_at__isnull=True) | Q(remote_status_last_seen_at__lt=now - STATUS_MAX_AGE))
+        .order_by(F("remote_status_last_seen_at").asc(nulls_first=True), "pk")
+        .values_list("external_username", flat=True)[:limit]
+    )
+    seen = {}
+    for username in due:
+        try:
+            seen[username] = session.fetch_profile(username).status
+        except AuthError:
+            raise
+        except ProviderError as exc:
+            if exc.transient:
+                break  # the provider is struggling: the messages matter more, try next time
+            log.info("status of %s not checked: %s", username, exc.user_message)
+    if seen:
+        with transaction.atomic():
+            upsert_accounts(identity.provider_id, seen, seen_at=now)
+    return len(seen)
