@@ -14,10 +14,11 @@ queried (they would not be comparable) and every page and job says to run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from rediska.jobs import enqueue
 from rediska.llm import LLMError, LLMNotConfigured, embeddings_client
@@ -303,10 +304,6 @@ def _url(doc: Document) -> str | None:
 
 def parse_date_bounds(date_from, date_to) -> tuple[datetime | None, datetime | None]:
     """Whole days in the site's time zone, as aware datetimes (the end day is included)."""
-    from datetime import time, timedelta
-
-    from django.utils import timezone
-
     tz = timezone.get_current_timezone()
     start = datetime.combine(date_from, time.min, tzinfo=tz) if date_from else None
     end = datetime.combine(date_to, time.min, tzinfo=tz) + timedelta(days=1) - timedelta(microseconds=1) if date_to else None

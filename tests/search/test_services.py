@@ -13,7 +13,6 @@ from search.backends import get_backend
 from search.backends.base import Filters
 from search.tasks import generate, upsert_content
 from tests.factories import (
-    ConversationFactory,
     ExternalAccountFactory,
     IdentityFactory,
     LeadPostFactory,
