@@ -90,6 +90,11 @@ class ProfileItem(models.Model):
     remote_deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = created_at()
+    # Beyond the DDL: where and under what title the item appeared, and its
+    # address, so the person page can show and link it.
+    location = models.CharField(max_length=128, null=True, blank=True)
+    title = models.CharField(max_length=512, null=True, blank=True)
+    url = models.CharField(max_length=512, null=True, blank=True)
 
     class Meta:
         db_table = "profile_items"

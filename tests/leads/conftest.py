@@ -22,3 +22,18 @@ def image_bytes(fmt: str = "PNG", size=(3, 2), color=(200, 30, 30)) -> bytes:
 
 def files_under(root) -> list:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def connect(fake_reddit, username: str, **kwargs):
+    """An identity connected through the identities service, holding a token the fake accepts."""
+    from identities.services import connect_identity
+    from rediska.providers.base import RemoteAccount
+
+    return connect_identity(provider_id="reddit", refresh_token=fake_reddit.issue_refresh_token(username),
+                            account=RemoteAccount(username=username), **kwargs)
+
+
+@pytest.fixture
+def scout(fake_reddit, db):
+    """The default identity, connected: `session_for(scout)` talks to the fake server."""
+    return connect(fake_reddit, "scout")

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def media_host(fake_reddit, attachments_dir):
     """The provider's own media-host check, configured by the fake_reddit fixture."""
-    return lambda host: host == fake_reddit.host  # TEMP until the provider lands
+    from rediska.providers import get_provider
+
+    return get_provider("reddit").is_media_host
 
 
 def test_it_stores_an_image_under_its_sha256_key_with_mime_and_dimensions(fake_reddit, media_host, attachments_dir):
