@@ -21,6 +21,9 @@ def _schedule(sender, **kwargs):
     sender.conf.beat_schedule = {
         "sync-all-identities": {"task": "ingest.sync_delta", "schedule": float(settings.SYNC_INTERVAL_SECONDS)},
         "run-due-watches": {"task": "ingest.browse_location", "schedule": float(settings.WATCH_TICK_SECONDS)},
+        # Picks up documents whose vectors are still missing (e.g. the embeddings
+        # server was down longer than a job's retries).
+        "embed-pending": {"task": "embed.generate", "schedule": 600.0},
         "nightly-backup": {
             "task": "maintenance.mysql_dump_local",
             "schedule": crontab(hour=settings.BACKUP_HOUR_UTC, minute=0),

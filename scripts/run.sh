@@ -11,7 +11,7 @@ DATA=$("$PY" -c 'import django, os; os.environ.setdefault("DJANGO_SETTINGS_MODUL
 trap 'trap - INT TERM EXIT; kill 0 2>/dev/null || true; wait 2>/dev/null || true' INT TERM EXIT
 
 "$PY" -m gunicorn rediska.wsgi:application --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" \
-  --timeout 120 --access-logfile - &
+  --timeout 120 --limit-request-line 16384 --access-logfile - &
 "$PY" -m celery -A rediska worker --beat --loglevel "${LOG_LEVEL:-INFO}" \
   --concurrency "${WORKER_CONCURRENCY:-2}" --schedule "$DATA/celerybeat-schedule" &
 wait -n
