@@ -32,7 +32,7 @@ class Command(BaseCommand):
             location, query = services.clean_location(location), services.clean_query(query)
             chosen = self._identity(identity) if identity else services.browsing_identity()
             session = session_for(chosen)
-            with tqdm(total=limit, unit="post", file=self.stdout, disable=None) as bar:
+            with tqdm(total=limit, unit="post", file=_Unterminated(self.stdout)) as bar:
                 def progress(**state):
                     bar.update(state["posts"] - bar.n)
 
@@ -53,3 +53,16 @@ class Command(BaseCommand):
             raise CommandError(f"No single active identity is called {name!r}." if not found
                                else f"Several identities match {name!r}: use the username.")
         return found[0]
+
+
+class _Unterminated:
+    """The command's stdout without the newline Django adds to every write (tqdm redraws with \\r)."""
+
+    def __init__(self, out):
+        self._out = out
+
+    def write(self, text: str) -> None:
+        self._out.write(text, ending="")
+
+    def flush(self) -> None:
+        self._out.flush()
