@@ -20,8 +20,8 @@ def attachments_snapshot_local(job) -> dict:
 
 
 @ledger_task(services.RESTORE_TEST_TASK, max_attempts=1)
-def restore_test_local(job, name: str | None = None) -> dict:
-    report = services.run_restore_test(name, job=job)
+def restore_test_local(job, backup: str | None = None) -> dict:
+    report = services.run_restore_test(backup, job=job)
     if not report.ok:
         raise RestoreTestFailed(report)  # fails the job: shown on every page until acknowledged
     return report.as_dict()

@@ -16,6 +16,7 @@ urlpatterns = [
     path("leads/", include("leads.urls")),
     path("agents/", include("agents.urls")),
     path("search/", include("search.urls")),
+    path("backups/", include("rediska.backups.urls")),
 ]
 
 handler400 = "rediska.errors.bad_request"

@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, backup=None, **options):
         try:
-            result = restore_test_local(name=backup)
+            result = restore_test_local(backup=backup)
         except RestoreTestFailed as exc:
             self._report(exc.report.as_dict())
             raise CommandError(exc.user_message) from None
