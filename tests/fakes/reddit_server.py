@@ -317,7 +317,6 @@ class FakeReddit:
         with self._lock:
             self._ensure_user(username)
             self._consent_user = username
-            self._deny_next = False
 
     def deny_consent(self):
         with self._lock:
