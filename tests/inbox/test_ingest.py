@@ -184,3 +184,252 @@ def test_a_body_beyond_the_column_size_is_skipped_not_truncated(me, caplog):
         result = store_messages(me, [msg("big", body="x" * (17 * 1024 * 1024)), msg("small")])
     assert list(Message.objects.values_list("external_message_id", flat=True)) == ["small"]
     assert result.skipped[0].reason == "a body larger than 16 MB"
+
+
+# --- walking folders of the fake server ---------------------------------------------
+
+import json  # noqa: E402
+
+from identities.services import session_for  # noqa: E402
+from inbox.models import SyncCursor  # noqa: E402
+from inbox.services.ingest import check_counterparts, walk_folder  # noqa: E402
+from rediska.providers.errors import TransientError  # noqa: E402
+from tests.fakes.reddit_server import FIXTURES_DIR  # noqa: E402
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying between two pages."""
+
+
+def walk_all(identity, *, full=True, owner="test", **kw):
+    session = session_for(identity)
+    return [walk_folder(identity, session, folder, full=full, owner=owner, **kw) for folder in ("inbox", "sent")]
+
+
+def message_requests(fake):
+    return [r for r in fake.requests if r.path.startswith("/message/")]
+
+
+def recorded_messages(*names):
+    """Every private message in the recorded listings: id -> (thread id, author)."""
+    found = {}
+    for name in names:
+        for interaction in json.loads((FIXTURES_DIR / name).read_text())["interactions"]:
+            try:
+                listing = json.loads(interaction["response"]["body"]["string"])
+            except ValueError:
+                continue
+            if not isinstance(listing, dict) or listing.get("kind") != "Listing":
+                continue
+            for thing in listing["data"]["children"]:
+                replies = thing["data"].get("replies") or {}
+                for item in [thing] + (replies.get("data") or {}).get("children", []):
+                    data = item["data"]
+                    if not data.get("was_comment"):
+                        root = (data.get("first_message_name") or "").removeprefix("t4_") or data["id"]
+                        author = data.get("author")
+                        found[data["id"]] = (root, "alice" if author == "<USERNAME>" else author)
+    return found
+
+
+def test_the_recorded_message_threads_are_archived_thread_by_thread(fake_reddit, alice):
+    fake_reddit.load_fixture("TestInbox.test_messages.json", username="alice")
+    expected = recorded_messages("TestInbox.test_messages.json")
+
+    walk_all(alice)
+
+    stored = {m.external_message_id: m for m in Message.objects.select_related("conversation")}
+    assert set(stored) == set(expected)
+    for ext, (root, author) in expected.items():
+        assert stored[ext].conversation.external_conversation_id == root
+        assert (stored[ext].direction == "out") == (author == "alice")
+    assert Conversation.objects.count() == len({root for root, _ in expected.values()})
+    assert Message.objects.filter(direction="system").exists()  # the recorded admin notices
+
+
+def test_the_recorded_sent_listing_is_archived_as_outgoing(fake_reddit, alice):
+    # (Sent only: these replies belong to threads whose roots the recording does not hold.)
+    fake_reddit.load_fixture("TestInbox.test_sent.json", username="alice")
+    expected = recorded_messages("TestInbox.test_sent.json")
+
+    walk_folder(alice, session_for(alice), "sent", full=True, owner="t")
+
+    stored = {m.external_message_id: m for m in Message.objects.select_related("conversation__counterpart_account")}
+    assert set(stored) == set(expected)
+    assert {m.direction for m in stored.values()} == {"out"}
+    assert all(stored[ext].conversation.external_conversation_id == root for ext, (root, _) in expected.items())
+    assert "alice" not in {m.conversation.counterpart_account.external_username for m in stored.values()}
+
+
+def test_a_live_thread_is_archived_in_order_with_directions(fake_reddit, alice):
+    root = fake_reddit.add_thread("bob", "alice", ["hi", "hey bob", "how are you"])
+    fake_reddit.add_message("alice", "carol", "a new conversation", subject="hello carol")
+    walk_all(alice)
+    conversation = Conversation.objects.get(external_conversation_id=root.removeprefix("t4_"))
+    assert [(m.body_text, m.direction) for m in conversation.messages.all()] == [
+        ("hi", "in"), ("hey bob", "out"), ("how are you", "in")]
+    assert conversation.counterpart_account.external_username == "bob"
+    assert Conversation.objects.get(counterpart_account__external_username="carol").messages.get().direction == "out"
+
+
+def test_contact_and_engagement_follow_the_archive(fake_reddit, alice):
+    fake_reddit.add_thread("alice", "dave", ["hello dave", "hi alice"])
+    fake_reddit.add_thread("erin", "alice", ["hi"])
+    walk_all(alice)
+    dave = ExternalAccount.objects.get(external_username="dave")
+    erin = ExternalAccount.objects.get(external_username="erin")
+    assert (dave.contact_state, dave.engagement_state) == ("contacted", "engaged")
+    assert dave.first_contacted_at < dave.first_inbound_after_contact_at
+    assert (erin.contact_state, erin.engagement_state) == ("not_contacted", "not_engaged")
+
+
+def test_running_a_backfill_twice_leaves_one_row_per_remote_message(fake_reddit, alice):
+    fake_reddit.bulk_threads("alice", threads=60, per_thread=4, counterparts=7)
+    walk_all(alice)
+    walk_all(alice)
+    assert Message.objects.count() == 240
+    assert Message.objects.values("external_message_id").distinct().count() == 240
+    assert Conversation.objects.count() == 60
+    assert ExternalAccount.objects.count() == 7
+
+
+def test_a_sync_fetches_only_what_is_new(fake_reddit, alice):
+    fake_reddit.bulk_threads("alice", threads=150, per_thread=2, counterparts=5)
+    walk_all(alice, full=False)  # the first sync archives everything
+    assert Message.objects.count() == 300
+    fake_reddit.requests.clear()
+    fake_reddit.add_message("alice_peer1", "alice", "something new", subject="news")
+
+    results = walk_all(alice, full=False)
+
+    assert len(message_requests(fake_reddit)) == 2  # the first page of each folder, nothing older
+    assert Message.objects.count() == 301
+    assert sum(r.new for r in results) == 1
+    assert SyncCursor.objects.get(identity=alice, folder="inbox").synced_until is not None
+
+
+def test_a_killed_walk_resumes_where_it_stopped_and_loses_nothing(fake_reddit, alice):
+    fake_reddit.bulk_threads("alice", threads=40, per_thread=3, counterparts=6)
+    session = session_for(alice)
+
+    def die_after_two_pages(progress):
+        if progress.pages == 2:
+            raise WorkerKilled
+
+    with pytest.raises(WorkerKilled):
+        walk_folder(alice, session, "sent", full=True, owner="job:1", page_size=10, on_page=die_after_two_pages)
+    cursor = SyncCursor.objects.get(identity=alice, folder="sent")
+    assert cursor.walking and cursor.walk_pages == 2 and cursor.walk_after
+    partial = Message.objects.count()
+    assert partial == 20
+    fake_reddit.requests.clear()
+
+    result = walk_folder(alice, session, "sent", full=True, owner="job:1", page_size=10)
+
+    assert message_requests(fake_reddit)[0].query.get("after") == cursor.walk_after
+    assert result.complete
+    # bulk_threads alternates who opens a thread: alice wrote 60 of the 120 messages
+    assert Message.objects.filter(direction="out").count() == 60 == Message.objects.count()
+    assert Message.objects.values("external_message_id").distinct().count() == 60
+    assert not SyncCursor.objects.get(identity=alice, folder="sent").walking
+
+
+def test_a_server_failure_mid_way_is_retried_from_the_cursor(fake_reddit, alice):
+    fake_reddit.bulk_threads("alice", threads=30, per_thread=2, counterparts=3)
+    session = session_for(alice)
+
+    def fail_from_page_three(progress):
+        if progress.pages == 2:
+            fake_reddit.inject(r"^/message/", status=500, count=2)  # the read is retried once
+
+    with pytest.raises(TransientError):
+        walk_folder(alice, session, "inbox", full=True, owner="job:7", page_size=10, on_page=fail_from_page_three)
+    assert Message.objects.count() == 40
+    assert SyncCursor.objects.get(identity=alice, folder="inbox").lease_owner is None  # released for the retry
+
+    walk_folder(alice, session, "inbox", full=True, owner="job:8", page_size=10)
+
+    assert Message.objects.count() == 60
+    assert Message.objects.values("external_message_id").distinct().count() == 60
+
+
+def test_another_walk_of_the_same_folder_waits_for_the_lease(fake_reddit, alice):
+    fake_reddit.add_thread("bob", "alice", ["hi"])
+    session = session_for(alice)
+    SyncCursor.objects.create(identity=alice, folder="inbox", lease_owner="job:1",
+                              lease_until=datetime.now(UTC) + timedelta(minutes=5))
+    result = walk_folder(alice, session, "inbox", full=True, owner="job:2")
+    assert result.busy and not result.complete
+    assert Message.objects.count() == 0 and message_requests(fake_reddit) == []
+
+
+def test_an_expired_lease_of_a_dead_worker_is_taken_over(fake_reddit, alice):
+    fake_reddit.add_thread("bob", "alice", ["hi"])
+    SyncCursor.objects.create(identity=alice, folder="inbox", lease_owner="job:1",
+                              lease_until=datetime.now(UTC) - timedelta(seconds=1))
+    result = walk_folder(alice, session_for(alice), "inbox", full=True, owner="job:2")
+    assert result.complete and Message.objects.count() == 1
+
+
+def test_remote_deletions_are_marked_on_the_next_backfill(fake_reddit, alice):
+    root = fake_reddit.add_thread("bob", "alice", ["one", "two", "three"])
+    other = fake_reddit.add_message("carol", "alice", "from carol")
+    walk_all(alice)
+    thread = fake_reddit._threads[root.removeprefix("t4_")]
+    fake_reddit.delete_message(thread[1], how="deleted")
+    fake_reddit.delete_message(thread[2], how="removed")
+    fake_reddit.set_user_status("carol", "deleted")
+
+    walk_all(alice)
+
+    states = {m.body_text: m.remote_visibility for m in Message.objects.all()}
+    assert states == {"one": "visible", "two": "deleted_by_author", "three": "removed", "from carol": "visible"}
+    assert Message.objects.count() == 4
+    assert ExternalAccount.objects.get(external_username="carol").remote_status == "deleted"
+    assert other
+
+
+def test_counterpart_statuses_are_checked_a_few_at_a_time(fake_reddit, alice):
+    for name in ("bob", "carol", "dave"):
+        fake_reddit.add_message(name, "alice", f"hi from {name}")
+    walk_all(alice)
+    fake_reddit.set_user_status("carol", "suspended")
+    fake_reddit.set_user_status("dave", "deleted")
+
+    assert check_counterparts(alice, session_for(alice), limit=2) == 2
+    assert check_counterparts(alice, session_for(alice), limit=2) == 1
+    assert check_counterparts(alice, session_for(alice), limit=2) == 0  # all fresh now
+
+    statuses = dict(ExternalAccount.objects.values_list("external_username", "remote_status"))
+    assert statuses == {"bob": "active", "carol": "suspended", "dave": "deleted"}
+    assert not ExternalAccount.objects.filter(remote_status_last_seen_at__isnull=True).exists()
+
+
+def test_a_page_with_broken_items_keeps_the_good_ones(fake_reddit, alice, caplog):
+    good = {"kind": "t4", "data": {"id": "good1", "name": "t4_good1", "author": "bob", "dest": "alice",
+                                   "subject": "hi", "body": "ok 🙂", "created_utc": 1_700_000_000.0,
+                                   "first_message_name": None, "parent_id": None, "replies": ""}}
+    listing = {"kind": "Listing", "data": {"after": None, "children": [
+        good,
+        {"kind": "t9", "data": {"id": "weird"}},
+        {"kind": "t4", "data": {"id": "notime", "author": "bob", "dest": "alice", "body": "x"}},
+        {"kind": "t4", "data": {**good["data"], "id": "gone1", "author": "[deleted]", "body": "[deleted]"}},
+        "garbage",
+    ]}}
+    fake_reddit.inject(r"^/message/messages", status=200, body=listing)
+    with caplog.at_level(logging.WARNING, logger="inbox"):
+        result = walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    assert set(Message.objects.values_list("external_message_id", "remote_visibility")) == {
+        ("good1", "visible"), ("gone1", "deleted_by_author")}
+    assert result.skipped == 3 and "skipped" in caplog.text
+
+
+def test_an_unreadable_answer_fails_the_walk_without_touching_the_cursor(fake_reddit, alice):
+    fake_reddit.add_thread("bob", "alice", ["hi"])
+    fake_reddit.inject(r"^/message/messages", status=200, body={"kind": "NotAListing"})
+    with pytest.raises(TransientError):
+        walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    cursor = SyncCursor.objects.get(identity=alice, folder="inbox")
+    assert cursor.walk_pages == 0 and cursor.synced_until is None
+    walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    assert Message.objects.count() == 1
