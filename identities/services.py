@@ -69,7 +69,7 @@ def _copy_into(stale: Identity, fresh: Identity) -> Identity:
     return stale
 
 
-def _clean_username(username: str) -> str:
+def clean_username(username: str) -> str:
     name = (username or "").strip()
     if not name or len(name) > MAX_USERNAME or any(c.isspace() for c in name):
         raise IdentityError(f"{username!r} is not a username (no spaces, at most {MAX_USERNAME} characters).")
@@ -86,7 +86,7 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
     Otherwise an existing identity of the same account is reconnected only when it
     is deactivated or waiting for a reconnection; a healthy one is a duplicate.
     """
-    username = _clean_username(account.username)
+    username = clean_username(account.username)
     display_name = (display_name or "").strip()[:128] or username
     with transaction.atomic():
         provider = _provider_row(provider_id)
@@ -302,7 +302,7 @@ def check_can_contact(provider_id: str, username: str) -> None:
 def add_do_not_contact(provider_id: str, username: str, reason: str | None = None, *,
                        actor: str = "user") -> DoNotContact:
     """Put a person on the list (kept once, whatever the case; a new reason replaces the old)."""
-    name = _clean_username(username)
+    name = clean_username(username)
     reason = (reason or "").strip()[:255] or None
     with transaction.atomic():
         provider = _provider_row(provider_id)
