@@ -1,0 +1,51 @@
+"""Starting syncs and backfills from the identity page."""
+
+import pytest
+
+from inbox.errors import InboxError
+from inbox.services.syncing import active_jobs, cursors, request_backfill, request_sync
+from rediska.models import AuditLog, Job
+from tests.factories import IdentityFactory
+
+
+def test_sync_now_enqueues_a_sync_and_audits_the_click(db, identity):
+    job = request_sync(identity)
+    assert (job.job_type, job.status, job.payload_json["args"]) == ("ingest.sync_delta", "queued", [identity.pk])
+    assert AuditLog.objects.get(action_type="inbox.request_sync").identity_id == identity.pk
+
+
+def test_a_second_click_joins_the_job_under_way(db, identity):
+    assert request_sync(identity).pk == request_sync(identity).pk
+    assert request_backfill(identity).pk == request_backfill(identity).pk
+    assert Job.objects.count() == 2
+
+
+def test_sync_now_joins_a_running_backfill(db, identity):
+    backfill = request_backfill(identity)
+    assert request_sync(identity).pk == backfill.pk
+
+
+def test_a_finished_job_does_not_block_the_next_click(db, identity):
+    first = request_sync(identity)
+    Job.objects.filter(pk=first.pk).update(status="done")
+    assert request_sync(identity).pk != first.pk
+
+
+def test_a_deactivated_identity_cannot_sync(db):
+    identity = IdentityFactory(is_active=False)
+    with pytest.raises(InboxError, match="deactivated"):
+        request_sync(identity)
+    with pytest.raises(InboxError, match="deactivated"):
+        request_backfill(identity)
+    assert not Job.objects.exists()
+
+
+def test_active_jobs_are_those_of_the_identity(db, identity):
+    other = IdentityFactory(provider=identity.provider)
+    mine = request_backfill(identity)
+    request_backfill(other)
+    assert [j.pk for j in active_jobs(identity)] == [mine.pk]
+
+
+def test_every_folder_has_a_cursor_to_show(db, identity):
+    assert [(c.folder, c.pk, c.synced_until) for c in cursors(identity)] == [("inbox", None, None), ("sent", None, None)]
