@@ -16,7 +16,8 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 import search
-from identities.models import DoNotContact, Identity
+from identities.models import Identity
+from identities.services import DoNotContactError, check_can_contact
 from inbox.models import Conversation, ExternalAccount, Message
 from leads.models import LeadPost, ProfileItem
 from rediska import audit
@@ -128,13 +129,6 @@ def _audit_failure(action: str, exc: Exception, *, entity, provider_id=None, ide
         identity_id=identity_id, error=exc,
         response={"call_ids": getattr(exc, "call_ids", [])},
     )
-
-
-# --- do-not-contact -----------------------------------------------------------
-
-
-def is_do_not_contact(provider_id: str, username: str) -> bool:
-    return DoNotContact.objects.filter(provider_id=provider_id, external_username__iexact=username).exists()
 
 
 # --- profile summary ------------------------------------------------------------
@@ -285,10 +279,10 @@ def score_lead(lead: LeadPost, *, job_id: int | None = None) -> LeadPost:
 
 
 def check_draftable(identity: Identity, account: ExternalAccount) -> None:
-    if is_do_not_contact(account.provider_id, account.external_username):
-        raise DraftRefused(
-            f"{account.external_username} is on the do-not-contact list: no message will be drafted."
-        )
+    try:
+        check_can_contact(account.provider_id, account.external_username)
+    except DoNotContactError as exc:
+        raise DraftRefused(exc.user_message) from exc
     if not identity.is_active:
         raise DraftRefused(f"The identity {identity.display_name} is deactivated.")
     if identity.provider_id != account.provider_id:

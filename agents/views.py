@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from identities.services import is_do_not_contact
 from inbox.models import Conversation, ExternalAccount
 from leads.models import LeadPost
 from rediska.models import Job
@@ -81,7 +82,7 @@ def _lead_context(lead: LeadPost, *, error: str | None = None, form: IntroDraftF
         "drafts": list(
             Draft.objects.filter(lead_post=lead, status=Draft.Status.DRAFT).select_related("identity")[:3]
         ),
-        "dnc": bool(author and services.is_do_not_contact(author.provider_id, author.external_username)),
+        "dnc": bool(author and is_do_not_contact(author.provider_id, author.external_username)),
         "form": form or IntroDraftForm(provider_id=lead.provider_id, auto_id=f"id_lead{lead.pk}_%s"),
         "error": error,
     }
@@ -192,7 +193,7 @@ def _draft_page(request, draft, *, form=None, discard_form=None, error=None, sta
             "draft": draft,
             "form": form or DraftForm(initial={"subject": draft.subject, "body": draft.body_text}),
             "discard_form": discard_form or DiscardForm(),
-            "dnc": services.is_do_not_contact(draft.account.provider_id, draft.account.external_username),
+            "dnc": is_do_not_contact(draft.account.provider_id, draft.account.external_username),
             "error": error,
         },
         status=status,

@@ -463,3 +463,25 @@ def test_a_reply_suggestion_for_an_empty_conversation_is_refused(fake_llm):
 
     assert caught.value.user_message == "There is nothing to reply to in this conversation yet."
     assert fake_llm.requests == []
+
+
+def test_a_reply_draft_is_sent_in_its_conversation_as_its_identity(fake_llm, fake_reddit, alice):
+    from identities.services import session_for
+    from inbox.models import Conversation
+    from inbox.services.ingest import walk_folder
+
+    fake_reddit.add_thread("bob", "alice", ["hi alice", "are you coming saturday?"], subject="walk")
+    for folder in ("inbox", "sent"):
+        walk_folder(alice, session_for(alice), folder, full=True, owner="test")
+    conversation = Conversation.objects.get(counterpart_account__external_username="bob")
+    fake_llm.reply_json({"subject": "", "body": "Yes, see you there!"})
+    draft = services.draft_reply(conversation)
+    assert fake_reddit.sent == []
+
+    message = services.send_draft(draft, body="Yes! See you there.", subject=None)
+
+    (sent,) = fake_reddit.sent
+    assert (sent["author"], sent["dest"], sent["body"]) == ("alice", "bob", "Yes! See you there.")
+    assert message.conversation == conversation and message.identity == alice
+    draft.refresh_from_db()
+    assert draft.status == "sent" and draft.sent_message == message

@@ -5,6 +5,7 @@ from agents import services
 from agents.models import Draft, LLMCall
 from agents.tasks import draft_intro, profile_summary
 from identities.models import DoNotContact
+from inbox.models import Message
 from rediska.models import Job
 from tests.factories import (
     ConversationFactory,
@@ -406,3 +407,65 @@ def test_sending_an_intro_without_a_subject_is_refused_with_a_form_error(auth_cl
     assert "A first message needs a subject." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == "draft"
+
+
+# --- sending: only the user's click, only through the inbox's send path ----------------------------
+
+
+@pytest.fixture
+def carol_intro(fake_llm, fake_reddit, alice):
+    fake_reddit.add_user("carol")
+    lead = LeadPostFactory(author_account=ExternalAccountFactory(external_username="carol"))
+    fake_llm.reply_json({"subject": "Hiking", "body": "Hi Carol, fancy a walk?"})
+    return services.draft_intro(lead, alice)
+
+
+def test_drafting_sends_nothing(carol_intro, fake_reddit):
+    assert fake_reddit.sent == []
+    assert not Message.objects.exists()
+
+
+def test_send_click_sends_the_edited_intro_once_as_the_identity(auth_client, carol_intro, fake_reddit):
+    url = reverse("agents:draft_detail", args=[carol_intro.pk])
+    form = {"subject": "Walk?", "body": "Hi Carol, my own words.", "action": "send"}
+
+    first = auth_client.post(url, form)
+    again = auth_client.post(url, form)
+
+    assert first.status_code == 302
+    assert len(fake_reddit.sent) == 1
+    sent = fake_reddit.sent[0]
+    assert (sent["author"], sent["dest"], sent["body"]) == ("alice", "carol", "Hi Carol, my own words.")
+    carol_intro.refresh_from_db()
+    assert carol_intro.status == "sent" and carol_intro.body_text == "Hi Carol, my own words."
+    assert carol_intro.sent_message.body_text == "Hi Carol, my own words."
+    assert again.status_code == 409 and "already sent" in again.content.decode()
+
+
+def test_a_draft_for_someone_put_on_do_not_contact_after_drafting_cannot_be_sent(
+    auth_client, carol_intro, fake_reddit
+):
+    DoNotContact.objects.create(provider_id="reddit", external_username="CAROL")
+    url = reverse("agents:draft_detail", args=[carol_intro.pk])
+
+    page = auth_client.get(url).content.decode()
+    response = auth_client.post(url, {"subject": "Walk?", "body": "Hi", "action": "send"})
+
+    assert "cannot be sent" in page
+    assert response.status_code == 409 and "do-not-contact" in response.content.decode()
+    assert fake_reddit.sent == []
+    carol_intro.refresh_from_db()
+    assert carol_intro.status == "draft"
+
+
+def test_a_provider_refusal_is_shown_and_the_draft_kept(auth_client, carol_intro, fake_reddit):
+    fake_reddit.add_user("carol", accepts_messages=False)
+    url = reverse("agents:draft_detail", args=[carol_intro.pk])
+
+    response = auth_client.post(url, {"subject": "Walk?", "body": "My words", "action": "send"})
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "My words" in html  # the typed text is kept in the box
+    carol_intro.refresh_from_db()
+    assert carol_intro.status == "draft"
