@@ -11,8 +11,10 @@ a complete file, and no part of the remote name reaches the disk.  One
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import ssl
 import tempfile
 import time
 import warnings
@@ -85,11 +87,17 @@ def _check_url(url: str, is_media_host: Callable[[str], bool], *, hop: bool = Fa
         raise MediaError(f"{host} is not an allowed media host.")
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~50 ms: once per process, not once per image.
+    return httpx.create_ssl_context()
+
+
 def _download(url: str, is_media_host: Callable[[str], bool], folder: Path) -> tuple[Path, str, int]:
     """Stream `url` into a temporary file in `folder`; returns (path, sha256, size)."""
     limit = _max_bytes()
     _check_url(url, is_media_host)
-    with httpx.Client(follow_redirects=False, timeout=TIMEOUT_SECONDS,
+    with httpx.Client(follow_redirects=False, timeout=TIMEOUT_SECONDS, verify=_tls(),
                       headers={"User-Agent": "rediska-media/0.1"}) as client:
         for _ in range(MAX_REDIRECTS + 1):
             try:
