@@ -8,6 +8,7 @@ new one succeeded.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ FULL, ATTACHMENTS_ONLY = "full", "attachments"
 # A running job touched this recently means a worker is busy with it.
 BUSY_WINDOW = timedelta(minutes=10)
 DUMP_FILES = {dump.SQLITE_FILE, dump.MYSQL_FILE}
+
+
+def credentials_key_id() -> str:
+    """A fingerprint of the key that encrypts provider tokens (the key itself is never backed up)."""
+    return hashlib.sha256(b"rediska-key-id:" + settings.CREDENTIALS_KEY).hexdigest()[:16]
 
 
 def _progress(job, **fields) -> None:
@@ -81,7 +87,8 @@ def _write_backup(target: BackupTarget, *, database: bool, job) -> tuple[str, Pa
     name, staging = target.new_staging()
     try:
         data = {"name": name, "kind": FULL if database else ATTACHMENTS_ONLY, "created_at": started.isoformat(),
-                "app_version": manifest.app_version(), "job_id": getattr(job, "pk", None)}
+                "app_version": manifest.app_version(), "job_id": getattr(job, "pk", None),
+                "credentials_key_id": credentials_key_id()}
         if database:
             _progress(job, backup=name, stage="database")
             data["database"] = _dump_database(staging, budget)
@@ -361,7 +368,9 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
         result = {"backup": name, "safety_backup": safety, "tables": len(report.tables),
                   "rows": sum(report.tables.values()), "files_written": files.written,
                   "files_unchanged": files.unchanged, "files_removed": files.removed,
-                  "jobs_interrupted": interrupted}
+                  "jobs_interrupted": interrupted,
+                  # False: tokens in this backup were encrypted with another key; identities need reconnecting.
+                  "credentials_key_matches": data.get("credentials_key_id") in (None, credentials_key_id())}
         audit.record("maintenance.restore", request={"backup": name, "force": force}, response=result)
     return result
 

@@ -98,3 +98,11 @@ def test_the_dump_sidecar_is_sha256sum_compatible(archive, folders):
         assert subprocess.run(["sha256sum", "-c", sidecar.name], cwd=folder, capture_output=True).returncode == 0
     digest = sidecar.read_text().split()[0]
     assert digest == hashlib.sha256((folder / sidecar.name.removesuffix(".sha256")).read_bytes()).hexdigest()
+
+
+def test_restore_warns_when_the_backup_was_made_with_another_encryption_key(archive, folders):
+    run("backup")
+    name = backup_dirs(folders.BACKUPS_PATH)[0]
+    assert "different ENCRYPTION_KEY" not in run("restore", name, "--yes")
+    folders.CREDENTIALS_KEY = b"k" * 32
+    assert "Warning: this backup was made with a different ENCRYPTION_KEY" in run("restore", name, "--yes")

@@ -24,4 +24,7 @@ class Command(BaseCommand):
                           f"{result['files_removed']} removed.")
         if result["jobs_interrupted"]:
             self.stdout.write(f"{result['jobs_interrupted']} job(s) pending in the backup were marked failed.")
+        if not result["credentials_key_matches"]:
+            self.stdout.write("Warning: this backup was made with a different ENCRYPTION_KEY; "
+                              "reconnect every identity (or restore the old key).")
         self.stdout.write("Run `manage.py migrate` if this backup is from an older version.")
