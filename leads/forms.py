@@ -63,9 +63,11 @@ class WatchForm(_LocationMixin, forms.Form):
     limit = forms.IntegerField(min_value=1, max_value=1000, initial=100, label="Posts per run")
     enabled = forms.BooleanField(required=False, initial=True)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["identity"].queryset = _identities()
+        if creating:
+            del self.fields["enabled"]  # a new watch starts enabled
 
     @classmethod
     def for_watch(cls, watch: Watch) -> "WatchForm":

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 import search
@@ -25,6 +25,7 @@ from inbox.models import ExternalAccount
 from rediska import audit
 from rediska.fields import Visibility
 from rediska.jobs import enqueue
+from rediska.models import Job
 from rediska.providers import get_provider
 from rediska.providers.base import ProviderSession, RemotePost, RemoteProfileItem
 from rediska.providers.errors import ForbiddenError, NotFoundError, ProviderError
@@ -670,24 +671,47 @@ def fetch_profile_items(session: ProviderSession, account: ExternalAccount, *, l
     return result
 
 
+def _stamp() -> str:
+    return f"{timezone.now().timestamp():.0f}"
+
+
+def request_post_refresh(lead: LeadPost) -> Job:
+    """Queue `ingest.fetch_post` for this lead (the lead page's button)."""
+    return enqueue("ingest.fetch_post", lead.pk, dedupe_key=f"ingest.fetch_post:{lead.pk}:{_stamp()}")
+
+
+def request_watch_run(watch: Watch) -> Job:
+    """Queue a run of the watch now, outside its schedule."""
+    if not watch.enabled or watch.is_paused:
+        raise LeadsError("Resume or enable the watch first.")
+    return enqueue("ingest.browse_location", watch.pk, dedupe_key=f"watch:{watch.pk}:now:{_stamp()}")
+
+
+def request_browse(*, identity: Identity, location: str, sort: str = "new", query: str | None = None,
+                   limit: int = PAGE_SIZE) -> Job:
+    """Queue a one-off browse of a location as `identity`."""
+    location, query = clean_location(location), clean_query(query)
+    job = enqueue("ingest.browse_location", identity_id=identity.pk, location=location, sort=sort,
+                  query=query or None, limit=limit)
+    audit.record("leads.browse", provider_id=identity.provider_id, identity_id=identity.pk,
+                 request={"location": location, "query": query, "sort": sort, "limit": limit},
+                 response={"job_id": job.pk})
+    return job
+
+
 def request_profile_fetch(account: ExternalAccount) -> list:
     """Queue a profile and items fetch (the person page's button); at most one of each at a time."""
-    from rediska.models import Job
-
     jobs = []
     for name in ("ingest.fetch_profile", "ingest.fetch_profile_items"):
         active = Job.objects.filter(job_type=name, status__in=Job.ACTIVE,
                                     dedupe_key__startswith=f"{name}:{account.pk}:").first()
-        jobs.append(active or enqueue(name, account.pk,
-                                      dedupe_key=f"{name}:{account.pk}:{timezone.now().timestamp():.0f}"))
+        jobs.append(active or enqueue(name, account.pk, dedupe_key=f"{name}:{account.pk}:{_stamp()}"))
     audit.record("profile.fetch_requested", entity=account, provider_id=account.provider_id)
     return jobs
 
 
 def profile_jobs(account: ExternalAccount) -> list:
     """The latest profile and items fetch jobs of this account (for the person page)."""
-    from rediska.models import Job
-
     latest = []
     for name in ("ingest.fetch_profile", "ingest.fetch_profile_items"):
         job = (Job.objects.filter(job_type=name, dedupe_key__startswith=f"{name}:{account.pk}:")
@@ -699,7 +723,5 @@ def profile_jobs(account: ExternalAccount) -> list:
 
 def watches_with_counts():
     """Every watch with its identity and the number of hits new since the last visit."""
-    from django.db.models import Count
-
     new_hits = Count("hits", filter=Q(last_visited_at__isnull=True) | Q(hits__first_seen_at__gt=F("last_visited_at")))
     return Watch.objects.select_related("identity").annotate(new_count=new_hits, hit_count=Count("hits"))

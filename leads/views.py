@@ -24,7 +24,6 @@ from identities.models import DoNotContact
 from identities.onboarding import identity_required
 from identities.services import IdentityError, add_do_not_contact, remove_do_not_contact
 from inbox.models import Attachment, Conversation, ExternalAccount
-from rediska.jobs import enqueue
 
 from . import media, services
 from .forms import BrowseForm, DoNotContactForm, LeadFilterForm, StatusForm, WatchForm
@@ -167,7 +166,7 @@ def lead_detail(request, pk: int):
 @identity_required
 def lead_refresh(request, pk: int):
     lead = _lead(pk)
-    job = enqueue("ingest.fetch_post", lead.pk, dedupe_key=f"ingest.fetch_post:{lead.pk}:{timezone.now().timestamp():.0f}")
+    job = services.request_post_refresh(lead)
     messages.info(request, "Refreshing the post from the provider.")
     return redirect(reverse("job_detail", args=[job.pk]))
 
@@ -250,8 +249,8 @@ def _watch_page(request, form: WatchForm, browse_form: BrowseForm, status: int =
 @identity_required
 def watches(request):
     if request.method == "GET":
-        return _watch_page(request, WatchForm(), BrowseForm())
-    form = WatchForm(request.POST)
+        return _watch_page(request, WatchForm(creating=True), BrowseForm())
+    form = WatchForm(request.POST, creating=True)
     if not form.is_valid():
         return _watch_page(request, form, BrowseForm(), status=400)
     data = form.cleaned_data
@@ -301,10 +300,11 @@ def watch_resume(request, pk: int):
 @identity_required
 def watch_run(request, pk: int):
     watch = get_object_or_404(Watch, pk=pk)
-    if not watch.enabled or watch.is_paused:
-        messages.error(request, "Resume or enable the watch first.")
+    try:
+        job = services.request_watch_run(watch)
+    except services.LeadsError as exc:
+        messages.error(request, exc.user_message)
         return redirect("leads:watches")
-    job = enqueue("ingest.browse_location", watch.pk, dedupe_key=f"watch:{watch.pk}:now:{timezone.now().timestamp():.0f}")
     return redirect("job_detail", job.pk)
 
 
@@ -322,9 +322,9 @@ def watch_delete(request, pk: int):
 def browse(request):
     form = BrowseForm(request.POST)
     if not form.is_valid():
-        return _watch_page(request, WatchForm(), form, status=400)
+        return _watch_page(request, WatchForm(creating=True), form, status=400)
     data = form.cleaned_data
-    job = enqueue("ingest.browse_location", identity_id=data["identity"].pk, location=data["location"],
-                  sort=data["sort"], query=data["query"] or None, limit=data["limit"])
+    job = services.request_browse(identity=data["identity"], location=data["location"], sort=data["sort"],
+                                  query=data["query"], limit=data["limit"])
     messages.info(request, f"Browsing {data['location']}.")
     return redirect("job_detail", job.pk)
