@@ -1,3 +1,16 @@
+from django.urls import path
+
+from . import views
+
 app_name = "inbox"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.conversation_list, name="list"),
+    path("c/<int:pk>/", views.conversation_detail, name="conversation"),
+    path("c/<int:pk>/reply", views.reply, name="reply"),
+    path("c/<int:pk>/hidden", views.conversation_hidden, name="conversation_hidden"),
+    path("m/<int:pk>/hidden", views.message_hidden, name="message_hidden"),
+    path("identity/<int:identity_id>/sync/", views.identity_sync_panel, name="identity_sync_panel"),
+    path("identity/<int:identity_id>/sync/now", views.identity_sync, name="identity_sync"),
+    path("identity/<int:identity_id>/sync/backfill", views.identity_backfill, name="identity_backfill"),
+]

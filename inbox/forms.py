@@ -1,0 +1,47 @@
+from django import forms
+
+from identities.models import Identity
+
+from .models import Message
+from .services.sending import MAX_BODY, new_idempotency_key
+
+
+class ConversationFilterForm(forms.Form):
+    identity = forms.ModelChoiceField(
+        queryset=Identity.objects.order_by("display_name"), required=False, empty_label="All identities"
+    )
+    direction = forms.ChoiceField(
+        choices=[("", "Any")] + list(Message.Direction.choices), required=False, label="Last message"
+    )
+    needs_reply = forms.BooleanField(required=False, label="Needs reply")
+    since = forms.DateField(required=False, label="Active since", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="Active until", widget=forms.DateInput(attrs={"type": "date"}))
+    hidden = forms.BooleanField(required=False, label="Show hidden")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("“Active since” must not be after “Active until”.")
+        return data
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(
+        label="Reply", max_length=MAX_BODY, strip=False,
+        widget=forms.Textarea(attrs={"id": "reply-body", "rows": 6, "required": True}),
+    )
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("idempotency_key", new_idempotency_key())
+        super().__init__(*args, **kwargs)
+
+    def clean_body(self):
+        body = self.cleaned_data["body"]
+        if not body.strip():
+            raise forms.ValidationError("Write a message first.")
+        return body
+
+
+class HiddenForm(forms.Form):
+    hidden = forms.TypedChoiceField(choices=[("1", "Hide"), ("0", "Unhide")], coerce=lambda v: v == "1")

@@ -1,0 +1,89 @@
+"""Reading conversations, and hiding them locally (the only local "delete")."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Substr
+from django.utils import timezone
+
+import search
+from rediska import audit
+
+from ..models import Conversation, Message
+from .ingest import PLACEHOLDERS
+
+SNIPPET = 160
+
+
+def filter_conversations(filters: dict) -> QuerySet:
+    """The conversation list: newest activity first, one query per page.
+
+    `filters` are a ConversationFilterForm's cleaned data: identity, direction
+    (of the last message), needs_reply, since/until (dates of last activity),
+    hidden (include locally hidden conversations).
+    """
+    conversations = (
+        Conversation.objects.select_related("identity", "counterpart_account", "last_message")
+        .only("id", "subject", "last_activity_at", "deleted_at", "identity__display_name",
+              "identity__external_username", "counterpart_account__external_username",
+              "counterpart_account__remote_status", "last_message__direction", "last_message__sent_at",
+              "last_message__remote_visibility")
+        .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET))
+        .order_by("-last_activity_at", "-id")
+    )
+    if not filters.get("hidden"):
+        conversations = conversations.filter(deleted_at__isnull=True)
+    if filters.get("identity"):
+        conversations = conversations.filter(identity=filters["identity"])
+    if filters.get("direction"):
+        conversations = conversations.filter(last_message__direction=filters["direction"])
+    if filters.get("needs_reply"):
+        conversations = conversations.filter(last_message__direction=Message.Direction.IN).exclude(
+            counterpart_account__external_username__in=PLACEHOLDERS
+        )
+    if filters.get("since"):
+        conversations = conversations.filter(last_activity_at__gte=_day_start(filters["since"]))
+    if filters.get("until"):
+        conversations = conversations.filter(last_activity_at__lt=_day_start(filters["until"], next_day=True))
+    return conversations
+
+
+def _day_start(day, *, next_day: bool = False) -> datetime:
+    start = datetime.combine(day + timedelta(days=1) if next_day else day, time.min)
+    return timezone.make_aware(start)
+
+
+def conversation_page_messages(conversation: Conversation) -> QuerySet:
+    """Every message of the conversation, oldest first (hidden ones too: the page folds them)."""
+    return conversation.messages.only(
+        "id", "conversation_id", "external_message_id", "identity_id", "direction", "sent_at", "body_text",
+        "remote_visibility", "remote_deleted_at", "deleted_at",
+    ).order_by("sent_at", "id")
+
+
+def _set_hidden(instance, hidden: bool, action: str, message_ids) -> None:
+    with transaction.atomic():
+        type(instance).objects.filter(pk=instance.pk).update(deleted_at=timezone.now() if hidden else None)
+        instance.refresh_from_db(fields=["deleted_at"])
+        conversation = instance if isinstance(instance, Conversation) else instance.conversation
+        audit.record(action, provider_id=instance.provider_id, identity_id=conversation.identity_id, entity=instance)
+        search.index_later("message", *message_ids)
+
+
+def hide_conversation(conversation: Conversation) -> None:
+    _set_hidden(conversation, True, "conversation.hide", conversation.messages.values_list("id", flat=True))
+
+
+def unhide_conversation(conversation: Conversation) -> None:
+    _set_hidden(conversation, False, "conversation.unhide", conversation.messages.values_list("id", flat=True))
+
+
+def hide_message(message: Message) -> None:
+    _set_hidden(message, True, "message.hide", [message.pk])
+
+
+def unhide_message(message: Message) -> None:
+    _set_hidden(message, False, "message.unhide", [message.pk])

@@ -1,0 +1,108 @@
+"""Local hiding and the conversation list query."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from inbox.models import Conversation
+from inbox.services.conversations import (
+    conversation_page_messages,
+    filter_conversations,
+    hide_conversation,
+    hide_message,
+    unhide_conversation,
+    unhide_message,
+)
+from rediska.models import AuditLog, Job
+from tests.factories import ConversationFactory, ExternalAccountFactory, IdentityFactory, MessageFactory
+
+T0 = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
+
+
+def conversation_with(last_direction, *, identity=None, at=T0, **kw):
+    extra = {"identity": identity} if identity else {}
+    conversation = ConversationFactory(last_activity_at=at, **extra, **kw)
+    message = MessageFactory(conversation=conversation, provider=conversation.provider, direction=last_direction,
+                             sent_at=at)
+    Conversation.objects.filter(pk=conversation.pk).update(last_message=message)
+    return conversation
+
+
+def ids(queryset):
+    return [c.pk for c in queryset]
+
+
+def test_hiding_a_conversation_is_local_audited_and_reindexed(db):
+    conversation = conversation_with("in")
+    hide_conversation(conversation)
+    conversation.refresh_from_db()
+    assert conversation.deleted_at is not None
+    assert conversation.messages.count() == 1  # nothing removed
+    assert AuditLog.objects.get(action_type="conversation.hide").entity_id == conversation.pk
+    job = Job.objects.get(job_type="index.upsert_content")
+    assert job.payload_json["args"][0] == "message"
+
+    unhide_conversation(conversation)
+    conversation.refresh_from_db()
+    assert conversation.deleted_at is None
+    assert AuditLog.objects.filter(action_type="conversation.unhide").count() == 1
+
+
+def test_hiding_a_message_keeps_its_body(db):
+    message = MessageFactory(body_text="keep me")
+    hide_message(message)
+    message.refresh_from_db()
+    assert message.deleted_at is not None and message.body_text == "keep me"
+    unhide_message(message)
+    message.refresh_from_db()
+    assert message.deleted_at is None
+    assert [a.action_type for a in AuditLog.objects.order_by("id")] == ["message.hide", "message.unhide"]
+
+
+def test_the_list_shows_newest_activity_first_without_hidden_ones(db):
+    old = conversation_with("in", at=T0 - timedelta(days=2))
+    new = conversation_with("out", at=T0)
+    hidden = conversation_with("in", at=T0 + timedelta(days=1))
+    hide_conversation(hidden)
+    assert ids(filter_conversations({})) == [new.pk, old.pk]
+    assert ids(filter_conversations({"hidden": True})) == [hidden.pk, new.pk, old.pk]
+
+
+def test_the_list_filters_by_identity_direction_and_date(db):
+    me = IdentityFactory()
+    mine = conversation_with("in", identity=me, at=T0)
+    theirs = conversation_with("out", at=T0 - timedelta(days=5))
+    notice = conversation_with("system", at=T0 - timedelta(days=1))
+    assert ids(filter_conversations({"identity": me})) == [mine.pk]
+    assert ids(filter_conversations({"direction": "out"})) == [theirs.pk]
+    assert ids(filter_conversations({"direction": "system"})) == [notice.pk]
+    assert ids(filter_conversations({"since": date(2026, 4, 9)})) == [mine.pk, notice.pk]
+    assert ids(filter_conversations({"until": date(2026, 4, 6)})) == [theirs.pk]
+
+
+def test_needs_reply_means_the_last_message_came_in_from_a_person(db):
+    waiting = conversation_with("in")
+    conversation_with("out")
+    conversation_with("system")
+    gone = conversation_with("in", counterpart_account=ExternalAccountFactory(external_username="[deleted]"))
+    assert ids(filter_conversations({"needs_reply": True})) == [waiting.pk]
+    assert gone.pk not in ids(filter_conversations({"needs_reply": True}))
+
+
+def test_the_list_loads_each_page_in_one_query(db, django_assert_num_queries):
+    for n in range(30):
+        conversation_with("in", at=T0 - timedelta(minutes=n))
+    with django_assert_num_queries(1):
+        rows = list(filter_conversations({})[:25])
+        assert all(r.counterpart_account.external_username and r.identity.display_name and r.last_message.direction
+                   for r in rows)
+    assert rows[0].snippet
+
+
+def test_a_conversation_page_loads_messages_in_order_in_one_query(db, django_assert_num_queries):
+    conversation = ConversationFactory()
+    for n in range(40):
+        MessageFactory(conversation=conversation, provider=conversation.provider, sent_at=T0 - timedelta(minutes=n))
+    with django_assert_num_queries(1):
+        messages = list(conversation_page_messages(conversation))
+    assert [m.sent_at for m in messages] == sorted(m.sent_at for m in messages)
