@@ -2,7 +2,8 @@ import pytest
 
 from agents.models import Draft, LLMCall, ProfileSnapshot
 from agents.tasks import draft_intro, lead_scoring, profile_summary
-from rediska.llm import LLMValidationError
+from leads.models import LeadPost
+from rediska.llm import LLMTransportError, LLMValidationError
 from rediska.models import Job
 from tests.factories import ExternalAccountFactory, IdentityFactory, LeadPostFactory, MessageFactory, ProfileItemFactory
 
@@ -85,3 +86,46 @@ def test_draft_intro_task_writes_an_intro_or_a_reply_suggestion(fake_llm):
     assert Draft.objects.get(pk=intro["draft_id"]).kind == "intro"
     assert Draft.objects.get(pk=reply["draft_id"]).kind == "reply"
     assert LLMCall.objects.filter(job__job_type="agent.draft_intro").count() == 2
+
+
+def _run(agent):
+    """Start each agent through its task on fresh inputs; returns (task call, what it would write)."""
+    if agent == "profile_summary":
+        account = ExternalAccountFactory()
+        ProfileItemFactory(account=account)
+        return (lambda: profile_summary(account.pk)), (lambda: ProfileSnapshot.objects.exists())
+    if agent == "lead_scoring":
+        lead = LeadPostFactory()
+        return (lambda: lead_scoring(lead.pk)), (lambda: LeadPost.objects.filter(score__isnull=False).exists())
+    lead, identity = LeadPostFactory(), IdentityFactory()
+    return (lambda: draft_intro(lead_post_id=lead.pk, identity_id=identity.pk)), (lambda: Draft.objects.exists())
+
+
+@pytest.mark.parametrize("agent", ["profile_summary", "lead_scoring", "draft_intro"])
+def test_each_agent_fails_its_job_on_invalid_json_and_writes_nothing(fake_llm, agent):
+    run, wrote = _run(agent)
+    fake_llm.reply_text("Sure! {not json")
+    fake_llm.reply_text("```json\n{\"still\": \"wrong\"}\n```")
+
+    with pytest.raises(LLMValidationError):
+        run()
+
+    job = Job.objects.get(job_type=f"agent.{agent}")
+    assert job.status == "failed" and "expected format" in job.last_error
+    assert not wrote()
+    assert [c.status for c in job.llm_calls.order_by("id")] == ["invalid", "invalid"]
+
+
+@pytest.mark.parametrize("agent", ["profile_summary", "lead_scoring", "draft_intro"])
+def test_each_agent_retries_its_job_later_when_the_model_times_out(fake_llm, settings, agent):
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    settings.LLM_MAX_RETRIES = 0
+    run, wrote = _run(agent)
+    fake_llm.reply_slow(3)
+
+    with pytest.raises(LLMTransportError):
+        run()
+
+    job = Job.objects.get(job_type=f"agent.{agent}")
+    assert job.status == "retrying" and "did not answer within 0.3 s" in job.last_error
+    assert not wrote()
