@@ -84,6 +84,7 @@ class BrowseForm(_LocationMixin, forms.Form):
     limit = forms.IntegerField(min_value=1, max_value=services.MAX_BROWSE_LIMIT, initial=100, label="Posts")
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "id_browse_%s")  # shares a page with the watch form
         super().__init__(*args, **kwargs)
         self.fields["identity"].queryset = _identities()
 

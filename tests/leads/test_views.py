@@ -414,3 +414,56 @@ def test_browse_once_refuses_a_hostile_location(client_with_identity, identity):
 
     assert response.status_code == 400 and "A location is a name" in response.content.decode()
     assert not Job.objects.exists()
+
+
+def test_the_watches_page_labels_both_forms_without_clashing_ids(client_with_identity):
+    html = client_with_identity.get(reverse("leads:watches")).content.decode()
+
+    ids = re.findall(r'\bid="(id_[^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    for field_id in ids:
+        assert f'for="{field_id}"' in html
+
+
+def test_the_person_page_shows_the_state_machine_and_its_first_timestamps(client_with_identity):
+    from inbox import accounts
+
+    account = ExternalAccountFactory()
+    contacted = datetime(2030, 3, 1, 10, 0, tzinfo=UTC)
+    accounts.mark_contacted(account, contacted)
+    accounts.mark_inbound(account, contacted + timedelta(hours=2))
+    accounts.mark_contacted(account, contacted + timedelta(days=1))  # a later send never moves the first
+    accounts.mark_analyzed(account, contacted)
+
+    html = client_with_identity.get(reverse("leads:person", args=[account.pk])).content.decode()
+
+    assert "Contacted" in html and "first 2030-03-01 10:00" in html
+    assert "Engaged" in html and "first reply 2030-03-01 12:00" in html
+    assert "Analyzed" in html
+
+
+def test_the_person_page_runs_a_constant_number_of_queries(client_with_identity):
+    account = ExternalAccountFactory()
+
+    def count_queries(extra: int) -> int:
+        ProfileItemFactory.create_batch(extra, account=account, item_type="post")
+        ProfileItemFactory.create_batch(extra, account=account, item_type="comment")
+        LeadPostFactory.create_batch(extra, author_account=account)
+        ConversationFactory.create_batch(extra, counterpart_account=account)
+        with CaptureQueriesContext(connection) as queries:
+            assert client_with_identity.get(reverse("leads:person", args=[account.pk])).status_code == 200
+        return len(queries)
+
+    assert count_queries(2) == count_queries(25)
+
+
+def test_the_lead_page_runs_a_constant_number_of_queries(client_with_identity):
+    lead = LeadPostFactory()
+
+    def count_queries(extra: int) -> int:
+        ProfileItemFactory.create_batch(extra, account=lead.author_account)
+        with CaptureQueriesContext(connection) as queries:
+            assert client_with_identity.get(reverse("leads:lead_detail", args=[lead.pk])).status_code == 200
+        return len(queries)
+
+    assert count_queries(1) == count_queries(20)
