@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from identities.services import is_do_not_contact
 from inbox.models import Conversation, ExternalAccount
+from inbox.services.sending import MAX_BODY
 from leads.models import LeadPost
 from rediska.models import Job
 
@@ -134,6 +135,7 @@ def _conversation_context(conversation: Conversation, *, error: str | None = Non
         .order_by("-id")
         .first(),
         "fill": fill,
+        "reply_max_length": MAX_BODY,
         "error": error,
     }
 

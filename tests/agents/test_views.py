@@ -5,6 +5,7 @@ from agents import services
 from agents.models import Draft, LLMCall
 from agents.tasks import draft_intro, profile_summary
 from identities.models import DoNotContact
+from inbox.forms import ReplyForm
 from inbox.models import Message
 from rediska.models import Job
 from tests.factories import (
@@ -231,7 +232,9 @@ def test_the_poll_that_sees_the_job_done_fills_the_reply_box_out_of_band(auth_cl
     url = reverse("agents:conversation_panel", args=[conversation.pk])
     html = auth_client.get(f"{url}?after={job.pk}", **HX).content.decode()
 
-    assert '<textarea id="reply-body" name="body" rows="6" required hx-swap-oob="true">' in html
+    # The same element the inbox's reply form renders, so the swap keeps its behaviour.
+    inbox_textarea = str(ReplyForm()["body"]).split(">", 1)[0]
+    assert inbox_textarea + ' hx-swap-oob="true">' in html
     assert "See you Saturday &lt;script&gt;" in html and XSS not in html
     assert 'hx-trigger="every 2s"' not in html
     plain = auth_client.get(url, **HX).content.decode()
