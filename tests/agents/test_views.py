@@ -472,3 +472,13 @@ def test_a_provider_refusal_is_shown_and_the_draft_kept(auth_client, carol_intro
     assert "My words" in html  # the typed text is kept in the box
     carol_intro.refresh_from_db()
     assert carol_intro.status == "draft"
+
+
+def test_a_reply_draft_page_has_no_subject_and_links_its_conversation(auth_client, fake_llm):
+    conversation = MessageFactory().conversation
+    draft = services.draft_reply(conversation)
+
+    html = auth_client.get(reverse("agents:draft_detail", args=[draft.pk])).content.decode()
+
+    assert 'name="subject"' not in html and '<textarea name="body"' in html
+    assert reverse("agents:conversation_panel", args=[conversation.pk]) in html
