@@ -7,7 +7,6 @@ and goes through `inbox.services.send_manual` like any other send.
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from django.conf import settings
@@ -28,8 +27,6 @@ from rediska.models import Job
 
 from . import prompts, schemas
 from .models import Draft, LLMCall, ProfileSnapshot
-
-log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = "No language model is configured: set INFERENCE_URL to use the agents."
 # Room kept free in the prompt budget for what estimate_tokens cannot foresee

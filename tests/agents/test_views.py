@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from agents import services
-from agents.models import Draft, LLMCall
+from agents.models import LLMCall
 from agents.tasks import draft_intro, profile_summary
 from identities.models import DoNotContact
 from inbox.forms import ReplyForm
