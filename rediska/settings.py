@@ -202,12 +202,15 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_broker_default)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=_results_default)
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = DATA_DIR / "celery-broker"
-    (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
+    for _sub in ("processed", "control"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     (DATA_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir / "processed"),
+        # Broadcast/pidbox exchanges; kombu's default is ./control in the cwd.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
