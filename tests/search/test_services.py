@@ -186,6 +186,14 @@ def test_results_link_to_the_conversation_message_lead_or_person():
     }
 
 
+def test_message_results_link_to_their_place_in_the_real_conversation_page():
+    m = MessageFactory(body_text="linked words")
+    index("message", m)
+    (result,) = services.search_content("linked", Filters()).groups[0].results
+    assert result.url == f"/inbox/c/{m.conversation_id}/#m{m.pk}"
+
+
+@pytest.mark.urls("tests.search.urls_without_targets")
 def test_results_without_a_target_page_have_no_link_rather_than_an_error():
     m = MessageFactory(body_text="unlinked words")
     index("message", m)
