@@ -82,18 +82,22 @@ class RateLimiter:
         return self._interval * (capacity - 1)
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Wait for the budget and a free slot, then hold the slot while the request runs."""
-        ok, wait = self._store.reserve(self.bucket, self._interval, self._tolerance, self.max_wait)
+    def slot(self) -> Iterator[float]:
+        """Wait for the budget and a free slot, then hold the slot while the request runs.
+
+        Yields the seconds spent waiting (0 when the request could go at once).
+        """
+        started = time.monotonic()
+        token = uuid.uuid4().hex if self.concurrency > 0 else None
+        ok, wait, taken = self._store.reserve(self.bucket, self._interval, self._tolerance, self.max_wait,
+                                              token, self.concurrency, self.lease_seconds)
         if not ok:
             raise RateLimitedError(
                 f"The provider's rate limit is reached; retrying in about {wait:.0f} s.", retry_after=wait
             )
         if wait > 0:
             time.sleep(wait)
-        token = None
-        if self.concurrency > 0:
-            token = uuid.uuid4().hex
+        if token and not taken:
             deadline = time.monotonic() + self.max_wait
             while not self._store.take_slot(self.bucket, token, self.concurrency, self.lease_seconds):
                 if time.monotonic() >= deadline:
@@ -103,7 +107,7 @@ class RateLimiter:
                     )
                 time.sleep(POLL_SECONDS)
         try:
-            yield
+            yield (time.monotonic() - started) if wait > 0 or (token and not taken) else 0.0
         finally:
             if token:
                 self._store.give_slot(self.bucket, token)
@@ -154,19 +158,31 @@ class _FileStore:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "r+") as fh:
-                try:
-                    state = json.loads(fh.read() or "{}")
-                except ValueError:  # a torn write after a crash: start over
-                    state = {}
-                yield state
-                fh.seek(0)
-                fh.truncate()
-                fh.write(json.dumps(state))
+            raw = os.read(fd, 1 << 20)
+            try:
+                state = json.loads(raw or b"{}")
+            except ValueError:  # a torn write after a crash: start over
+                state = {}
+            before = dict(state)
+            yield state
+            if state != before:
+                data = json.dumps(state).encode()
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, data)
         finally:
             os.close(fd)  # releases the lock
 
-    def reserve(self, bucket, interval, tolerance, max_wait):
+    @staticmethod
+    def _take(state, token, limit, lease, now) -> bool:
+        slots = {k: v for k, v in state.get("slots", {}).items() if v > now}
+        taken = len(slots) < limit
+        if taken:
+            slots[token] = now + lease
+        state["slots"] = slots
+        return taken
+
+    def reserve(self, bucket, interval, tolerance, max_wait, token, limit, lease):
         with self._locked(bucket) as state:
             now = time.time()
             start = max(now, state.get("blocked", 0.0))
@@ -176,24 +192,20 @@ class _FileStore:
                 start = max(start, tat - tolerance)
             wait = start - now
             if wait > max_wait:
-                return False, wait
+                return False, wait, False
             if interval > 0:
                 state["tat"] = tat + interval
-            return True, wait
+            # No wait: take the concurrency slot in the same round trip.
+            taken = bool(token) and wait <= 0 and self._take(state, token, limit, lease, now)
+            return True, wait, taken
 
     def take_slot(self, bucket, token, limit, lease):
         with self._locked(bucket) as state:
-            now = time.time()
-            slots = {k: v for k, v in state.get("slots", {}).items() if v > now}
-            taken = len(slots) < limit
-            if taken:
-                slots[token] = now + lease
-            state["slots"] = slots
-            return taken
+            return self._take(state, token, limit, lease, time.time())
 
     def give_slot(self, bucket, token):
         with self._locked(bucket) as state:
-            state.get("slots", {}).pop(token, None)
+            state["slots"] = {k: v for k, v in state.get("slots", {}).items() if k != token}
 
     def update(self, bucket, *, succeeded, failed, block, base, cap):
         with self._locked(bucket) as state:
@@ -224,10 +236,22 @@ if interval > 0 then
   start = math.max(start, tat - tolerance)
 end
 local wait = start - now
-if wait > max_wait then return {0, tostring(wait)} end
-if interval > 0 then redis.call('HSET', KEYS[1], 'tat', tostring(tat + interval)) end
-redis.call('EXPIRE', KEYS[1], 3600)
-return {1, tostring(wait)}
+if wait > max_wait then return {0, tostring(wait), 0} end
+if interval > 0 then
+  redis.call('HSET', KEYS[1], 'tat', tostring(tat + interval))
+  redis.call('EXPIRE', KEYS[1], 3600)
+end
+-- No wait: take the concurrency slot in the same round trip.
+local taken = 0
+if ARGV[4] ~= '' and wait <= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[5]) then
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[4])
+    redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[6])) + 60)
+    taken = 1
+  end
+end
+return {1, tostring(wait), taken}
 """
 _TAKE_SLOT = _NOW + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -291,9 +315,10 @@ class _RedisStore:
         return f"rediska:ratelimit:{bucket}:{part}"
 
     @_redis_errors
-    def reserve(self, bucket, interval, tolerance, max_wait):
-        ok, wait = self._reserve(keys=[self._key(bucket, "state")], args=[interval, tolerance, max_wait])
-        return bool(ok), float(wait)
+    def reserve(self, bucket, interval, tolerance, max_wait, token, limit, lease):
+        ok, wait, taken = self._reserve(keys=[self._key(bucket, "state"), self._key(bucket, "slots")],
+                                        args=[interval, tolerance, max_wait, token or "", limit, lease])
+        return bool(ok), float(wait), bool(taken)
 
     @_redis_errors
     def take_slot(self, bucket, token, limit, lease):
