@@ -1,0 +1,117 @@
+"""Benchmark the inbox backfill against the fake provider server, rate limits off.
+
+    .venv/bin/python benchmarks/ingest.py [--threads 5000] [--per-thread 10]
+
+Backfills one identity holding `--threads` conversations of `--per-thread`
+messages (50,000 messages by default) through the same code as the Celery
+task and `manage.py backfill`: both folders walked to their end (the threaded
+folder holds every message, the sent folder half of them again, which are
+deduplicated), pages stored in bulk, cursor, account history, search queueing.
+Prints messages/s (distinct messages archived per second of wall time) and the
+peak memory.  The fake server runs in this process, so its JSON work is part
+of the figures (a floor, not a ceiling).  Target: >= 2,000 messages/s.
+
+Runs on a fresh SQLite file by default; with MYSQL_URL set it creates (and then
+drops) a scratch `test_<name>` database on that server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_data = tempfile.mkdtemp(prefix="rediska-bench-ingest-")
+os.environ.update({
+    "DATA_DIR": _data, "REDISKA_IGNORE_DOTENV": "1", "CELERY_BROKER_URL": "memory://",
+    "CELERY_RESULT_BACKEND": "cache+memory://", "PROVIDER_RATE_QPM_DEFAULT": "0", "LOG_LEVEL": "WARNING",
+    "LOG_FORMAT": "text", "DJANGO_SETTINGS_MODULE": "rediska.settings",
+})
+for _name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH"):
+    os.environ.pop(_name, None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from tests.fakes.reddit_server import FakeReddit  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def point_at(fake: FakeReddit) -> None:
+    settings.PROVIDER_REDDIT_OAUTH_URL = settings.PROVIDER_REDDIT_BASE_URL = fake.url
+    settings.PROVIDER_REDDIT_CLIENT_ID = fake.client_id
+    settings.PROVIDER_REDDIT_CLIENT_SECRET = fake.client_secret
+    settings.PROVIDER_REDDIT_REDIRECT_URI = fake.redirect_uri
+    settings.PROVIDER_REDDIT_USER_AGENT = "rediska-bench/0.1"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=5_000)
+    parser.add_argument("--per-thread", type=int, default=10)
+    args = parser.parse_args()
+    total = args.threads * args.per_thread
+
+    if connection.vendor == "sqlite":
+        connection.settings_dict["TEST"]["NAME"] = str(Path(_data) / "bench.sqlite3")
+    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    fake = FakeReddit()
+    # Headers and body leave in two writes: without TCP_NODELAY each answer would
+    # wait for the client's delayed ACK (~40 ms), measuring Nagle instead of us.
+    fake.server.RequestHandlerClass.disable_nagle_algorithm = True
+    try:
+        point_at(fake)
+        from identities.models import Provider
+        from identities.services import connect_identity, session_for
+        from inbox.models import Conversation, Message
+        from inbox.services.ingest import walk_folder
+        from inbox.services.syncing import FOLDERS
+        from rediska.providers.base import RemoteAccount
+
+        Provider.objects.get_or_create(provider_id="reddit", defaults={"display_name": "Reddit"})
+        identity = connect_identity(provider_id="reddit", refresh_token=fake.issue_refresh_token("bench"),
+                                    account=RemoteAccount(username="bench"))
+        fake.bulk_threads("bench", threads=args.threads, per_thread=args.per_thread)
+        session = session_for(identity)
+        before = peak_rss_mb()
+
+        started = time.perf_counter()
+        results, times = [], []
+        for folder in FOLDERS:
+            results.append(walk_folder(identity, session, folder, full=True, owner="bench"))
+            times.append(time.perf_counter() - (started + sum(times)))
+        elapsed = time.perf_counter() - started
+
+        stored, conversations = Message.objects.count(), Conversation.objects.count()
+        assert stored == total and conversations == args.threads, (stored, conversations)
+        assert Message.objects.values("external_message_id").distinct().count() == total
+        read = sum(r.messages for r in results)
+        print(f"database: {connection.vendor}")
+        for r, seconds in zip(results, times):
+            print(f"  {r.folder:<6} {r.pages:>4} pages, {r.messages:>6} messages read, {r.new:>6} new, {seconds:.2f} s")
+        print(f"ingest:   {total} messages in {conversations} conversations, {read} read, {elapsed:.2f} s "
+              f"-> {total / elapsed:,.0f} messages/s ({read / elapsed:,.0f} reads/s)")
+        print(f"memory:   peak RSS {peak_rss_mb():.0f} MB (+{peak_rss_mb() - before:.0f} MB during the backfill; "
+              f"the fake server's {total} messages live in the same process)")
+    finally:
+        fake.close()
+        connection.creation.destroy_test_db(db_name, verbosity=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
