@@ -15,7 +15,7 @@ from inbox.models import Attachment, Message
 from rediska.backups import services
 from rediska.backups.errors import BackupError, BackupSpaceError, RestoreRefused
 from rediska.models import AuditLog, Job
-from tests.backups.conftest import as_nobody, backup_dirs, files_of, write_attachment
+from tests.backups.conftest import as_nobody, backup_dirs, files_of, mysql_only, write_attachment
 from tests.factories import JobFactory, MessageFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -327,3 +327,19 @@ class TestRestore:
         assert (folders.ATTACHMENTS_PATH / "zz" / "newer.png").exists()
         assert Message.objects.filter(pk=late.pk).exists()
         assert result["files_written"] == 1 and result["files_removed"] == 0
+
+
+@mysql_only
+class TestMysqlOnly:
+    def test_no_mysqldump_on_path_refuses_and_leaves_no_partial_backup(self, archive, folders, no_mysql_clients):
+        with pytest.raises(BackupError, match="mysqldump was not found on PATH"):
+            services.create_backup()
+        assert backup_dirs(folders.BACKUPS_PATH) == []
+
+    def test_the_restore_test_database_is_dropped_afterwards(self, archive, folders):
+        services.create_backup()
+        report = services.run_restore_test()
+        assert report.ok and "_restoretest_" in next(c.detail for c in report.checks if c.name == "restore")
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE %s", [connection.settings_dict["NAME"].replace("_", "\\_") + "\\_%"])
+            assert cursor.fetchall() == ()
