@@ -229,7 +229,7 @@ def check_page(page, name: str | None = None) -> None:
                            f"past the edge: {overflowing_elements(page)}")
     if name:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def focused_outline(page) -> dict:
