@@ -22,6 +22,8 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+import search
+
 from .models import ExternalAccount, Message
 
 Status = ExternalAccount.RemoteStatus
@@ -87,11 +89,13 @@ def upsert_accounts(
 
 
 def _store_statuses(found: dict[str, ExternalAccount], pairs, seen_at: datetime) -> None:
-    changed = {}
+    changed, moved = {}, set()
     for name, status in pairs:
         account = found.get(name.lower())
         if account is None or status not in KNOWN_STATUSES:
             continue
+        if account.remote_status != status:
+            moved.add(account.pk)
         if account.remote_status != status or account.remote_status_last_seen_at != seen_at:
             account.remote_status, account.remote_status_last_seen_at = status, seen_at
             changed[account.pk] = account
@@ -99,12 +103,18 @@ def _store_statuses(found: dict[str, ExternalAccount], pairs, seen_at: datetime)
         ExternalAccount.objects.bulk_update(
             list(changed.values()), ["remote_status", "remote_status_last_seen_at"]
         )
+    if moved:
+        # Search documents carry the account's status (and filter on it).
+        search.index_later("account", *moved)
 
 
 def mark_remote_status(account: ExternalAccount, status: str, at: datetime) -> None:
     """What the provider last said about the account (active, deleted, suspended)."""
+    moved = account.remote_status != status
     account.remote_status, account.remote_status_last_seen_at = status, at
     account.save(update_fields=["remote_status", "remote_status_last_seen_at", "updated_at"])
+    if moved:
+        search.index_later("account", account.pk)
 
 
 # --- transitions (pure: they change the instance and say which fields moved) -----

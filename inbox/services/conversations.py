@@ -64,26 +64,28 @@ def conversation_page_messages(conversation: Conversation) -> QuerySet:
     ).order_by("sent_at", "id")
 
 
-def _set_hidden(instance, hidden: bool, action: str, message_ids) -> None:
+def _set_hidden(instance, hidden: bool, action: str) -> None:
     with transaction.atomic():
         type(instance).objects.filter(pk=instance.pk).update(deleted_at=timezone.now() if hidden else None)
         instance.refresh_from_db(fields=["deleted_at"])
-        conversation = instance if isinstance(instance, Conversation) else instance.conversation
+        is_conversation = isinstance(instance, Conversation)
+        conversation = instance if is_conversation else instance.conversation
         audit.record(action, provider_id=instance.provider_id, identity_id=conversation.identity_id, entity=instance)
-        search.index_later("message", *message_ids)
+        # Hidden items stay searchable only when asked for: their documents carry the flag.
+        search.index_later("conversation" if is_conversation else "message", instance.pk)
 
 
 def hide_conversation(conversation: Conversation) -> None:
-    _set_hidden(conversation, True, "conversation.hide", conversation.messages.values_list("id", flat=True))
+    _set_hidden(conversation, True, "conversation.hide")
 
 
 def unhide_conversation(conversation: Conversation) -> None:
-    _set_hidden(conversation, False, "conversation.unhide", conversation.messages.values_list("id", flat=True))
+    _set_hidden(conversation, False, "conversation.unhide")
 
 
 def hide_message(message: Message) -> None:
-    _set_hidden(message, True, "message.hide", [message.pk])
+    _set_hidden(message, True, "message.hide")
 
 
 def unhide_message(message: Message) -> None:
-    _set_hidden(message, False, "message.unhide", [message.pk])
+    _set_hidden(message, False, "message.unhide")

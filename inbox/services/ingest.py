@@ -265,6 +265,8 @@ def _conversations(identity, page, directions, now) -> dict[str, Conversation]:
             conversation.counterpart_account = accounts[names[conversation.external_conversation_id]]
             conversation.updated_at = now
         Conversation.objects.bulk_update(upgrades, ["counterpart_account", "updated_at"])
+        # Their messages' search documents name the person now.
+        search.index_later("conversation", *(c.pk for c in upgrades))
     return found
 
 
@@ -323,9 +325,14 @@ def _mark_deleted_counterparts(orphaned, conversations, now) -> None:
         for m in orphaned
         if conversations[m.conversation_external_id].counterpart_account.external_username not in PLACEHOLDERS
     }
-    if account_ids:
-        ExternalAccount.objects.filter(pk__in=account_ids).exclude(remote_status=ExternalAccount.RemoteStatus.DELETED) \
-            .update(remote_status=ExternalAccount.RemoteStatus.DELETED, remote_status_last_seen_at=now, updated_at=now)
+    if not account_ids:
+        return
+    alive = ExternalAccount.objects.filter(pk__in=account_ids).exclude(remote_status=ExternalAccount.RemoteStatus.DELETED)
+    gone = list(alive.values_list("pk", flat=True))
+    if gone:
+        ExternalAccount.objects.filter(pk__in=gone).update(
+            remote_status=ExternalAccount.RemoteStatus.DELETED, remote_status_last_seen_at=now, updated_at=now)
+        search.index_later("account", *gone)
 
 
 def _advance_last_messages(page, ids: dict[str, int], conversations, now) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from inbox import accounts
 from inbox.models import ExternalAccount
+from rediska.models import Job
 from tests.factories import ConversationFactory, ExternalAccountFactory, MessageFactory, ProviderFactory
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -39,6 +40,20 @@ def test_upsert_accounts_records_a_known_status_and_when_it_was_seen(provider):
     account.refresh_from_db()
     assert account.remote_status == "suspended" == found["dave"].remote_status
     assert account.remote_status_last_seen_at == T0
+
+
+def index_jobs():
+    return [j.payload_json["args"] for j in Job.objects.filter(job_type="index.upsert_content").order_by("id")]
+
+
+def test_a_changed_remote_status_reindexes_the_account_for_search(provider):
+    changed = ExternalAccountFactory(provider=provider, external_username="dave", remote_status="active")
+    same = ExternalAccountFactory(provider=provider, external_username="erin", remote_status="active")
+    accounts.upsert_accounts(provider.pk, {"dave": "suspended", "erin": "active", "frank": "active"}, seen_at=T0)
+    # Only dave's documents change; erin was only seen again, frank is new (nothing indexed yet).
+    assert index_jobs() == [["account", [changed.pk]]]
+    accounts.mark_remote_status(same, "deleted", T0)
+    assert index_jobs()[-1] == ["account", [same.pk]]
 
 
 def test_upsert_accounts_keeps_the_status_when_there_is_no_news(provider):

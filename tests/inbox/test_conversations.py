@@ -39,13 +39,16 @@ def test_hiding_a_conversation_is_local_audited_and_reindexed(db):
     assert conversation.deleted_at is not None
     assert conversation.messages.count() == 1  # nothing removed
     assert AuditLog.objects.get(action_type="conversation.hide").entity_id == conversation.pk
+    # Search re-indexes everything hanging off the conversation (its messages).
     job = Job.objects.get(job_type="index.upsert_content")
-    assert job.payload_json["args"][0] == "message"
+    assert job.payload_json["args"] == ["conversation", [conversation.pk]]
 
     unhide_conversation(conversation)
     conversation.refresh_from_db()
     assert conversation.deleted_at is None
     assert AuditLog.objects.filter(action_type="conversation.unhide").count() == 1
+    assert [j.payload_json["args"] for j in Job.objects.filter(job_type="index.upsert_content").order_by("id")] == [
+        ["conversation", [conversation.pk]], ["conversation", [conversation.pk]]]
 
 
 def test_hiding_a_message_keeps_its_body(db):

@@ -102,10 +102,17 @@ def test_a_thread_from_a_deleted_account_gets_the_deleted_placeholder(me):
     assert account.remote_status == "deleted"
 
 
+def index_jobs():
+    return [j.payload_json["args"] for j in Job.objects.filter(job_type="index.upsert_content").order_by("id")]
+
+
 def test_a_placeholder_counterpart_is_replaced_once_the_person_is_named(me):
     store_messages(me, [msg("e1", author=None)])
     store_messages(me, [msg("e2", "e1", author="alice", recipient="erin", minutes=1)])
-    assert Conversation.objects.get().counterpart_account.external_username == "erin"
+    conversation = Conversation.objects.get()
+    assert conversation.counterpart_account.external_username == "erin"
+    # The older message's search document names the person now.
+    assert ["conversation", [conversation.pk]] in index_jobs()
 
 
 def test_a_remote_deletion_marks_the_message_and_keeps_its_body(me):
@@ -133,6 +140,7 @@ def test_an_author_turned_deleted_marks_the_counterpart_account_deleted(me):
     bob = ExternalAccount.objects.get(external_username="bob")
     assert bob.remote_status == "deleted" and bob.remote_status_last_seen_at is not None
     assert Message.objects.get(external_message_id="a3").body_text == "body of a3"
+    assert index_jobs()[-1] == ["account", [bob.pk]]
 
 
 def test_a_message_first_seen_deleted_is_stored_with_its_state(me):
@@ -402,6 +410,8 @@ def test_counterpart_statuses_are_checked_a_few_at_a_time(fake_reddit, alice):
 
     statuses = dict(ExternalAccount.objects.values_list("external_username", "remote_status"))
     assert statuses == {"bob": "active", "carol": "suspended", "dave": "deleted"}
+    reindexed = {pk for kind, pks in index_jobs() if kind == "account" for pk in pks}
+    assert reindexed == set(ExternalAccount.objects.values_list("pk", flat=True))
     assert not ExternalAccount.objects.filter(remote_status_last_seen_at__isnull=True).exists()
 
 
