@@ -397,7 +397,11 @@ class InferenceClient(_HTTPClient):
             rec.status, rec.error = "invalid", "; ".join(errors[1])[:2000]
             call_ids += _emit(rec)
             if validation_round == 2:
-                raise LLMValidationError(raw=raw, errors=errors[1], call_ids=call_ids)
+                raise LLMValidationError(
+                    f"The model's reply did not match the expected format twice ({'; '.join(errors[1])[:300]}); "
+                    "its raw reply is kept with the recorded model calls.",
+                    raw=raw, errors=errors[1], call_ids=call_ids,
+                )
             # One corrective round: show the model its reply and what was wrong with it.
             messages = messages + [
                 {"role": "assistant", "content": raw},

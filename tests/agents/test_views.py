@@ -3,7 +3,7 @@ from django.urls import reverse
 
 from agents import services
 from agents.models import LLMCall
-from agents.tasks import draft_intro, profile_summary
+from agents.tasks import draft_intro, lead_scoring, profile_summary
 from identities.models import DoNotContact
 from inbox.forms import ReplyForm
 from inbox.models import Message
@@ -482,3 +482,46 @@ def test_a_reply_draft_page_has_no_subject_and_links_its_conversation(auth_clien
 
     assert 'name="subject"' not in html and '<textarea name="body"' in html
     assert reverse("agents:conversation_panel", args=[conversation.pk]) in html
+
+
+# --- job page hook ---------------------------------------------------------------------------
+
+
+def test_the_job_page_lists_the_model_calls_of_the_job_and_links_the_snapshot_it_made(auth_client, fake_llm):
+    account = ExternalAccountFactory()
+    ProfileItemFactory(account=account)
+    fake_llm.reply_text("nope")
+    profile_summary(account.pk)
+    job = Job.objects.get(job_type="agent.profile_summary")
+    snapshot = account.profile_snapshots.get()
+
+    html = auth_client.get(reverse("job_detail", args=[job.pk])).content.decode()
+
+    for call in LLMCall.objects.all():
+        assert reverse("agents:call_detail", args=[call.pk]) in html
+    assert reverse("agents:snapshot_detail", args=[snapshot.pk]) in html
+
+
+def test_a_failed_agent_job_page_shows_its_invalid_calls_with_the_raw_reply_one_click_away(auth_client, fake_llm):
+    lead = LeadPostFactory()
+    fake_llm.reply_text("Sure! <b>not json</b>")
+    fake_llm.reply_text("still not json")
+    with pytest.raises(Exception):
+        lead_scoring(lead.pk)
+    job = Job.objects.get(job_type="agent.lead_scoring")
+
+    html = auth_client.get(reverse("job_detail", args=[job.pk]), **HX).content.decode()
+
+    assert "Invalid reply" in html and "raw reply is kept" in html
+    last = LLMCall.objects.order_by("id").last()
+    assert reverse("agents:call_detail", args=[last.pk]) in html
+    detail = auth_client.get(reverse("agents:call_detail", args=[last.pk])).content.decode()
+    assert "still not json" in detail
+
+
+def test_a_job_without_model_calls_shows_no_model_call_section(auth_client, db):
+    job = Job.objects.create(job_type="ingest.sync_delta", status="done", payload_json={"args": [], "kwargs": {}})
+
+    html = auth_client.get(reverse("job_detail", args=[job.pk])).content.decode()
+
+    assert "Model calls" not in html

@@ -121,6 +121,9 @@ def test_it_raises_a_validation_error_keeping_the_raw_reply_after_two_bad_replie
 
     assert caught.value.raw == "still nope"
     assert caught.value.transient is False
+    # The job's last error says what was wrong and where the raw reply is.
+    assert "not valid JSON" in caught.value.user_message
+    assert "raw reply is kept with the recorded model calls" in caught.value.user_message
     assert caught.value.call_ids == [1, 2]
     assert [r.response_text for r in recorded] == ["nope", "still nope"]
     assert len(fake_llm.chat_requests) == 2
