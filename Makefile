@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --upgrade pip
 	@# compat mode puts the project root on sys.path (tests import `tests.*`).
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
-	@rm -f $(VENV)/.installed-* && touch $@
+	@touch $@
 
 install: $(STAMP)
 
