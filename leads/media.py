@@ -2,8 +2,9 @@
 
 Only web addresses on the provider's media hosts are fetched; every redirect
 hop is checked again (nothing is followed to another host).  The body is
-streamed to a temporary file inside ATTACHMENTS_PATH with a size cap, its type
-is sniffed with Pillow (the server's Content-Type is not trusted), and it is
+streamed to a temporary file inside ATTACHMENTS_PATH with a size cap (a
+declared non-image type or oversized length is refused before reading), its
+type is sniffed with Pillow (a declared image type is not trusted), and it is
 renamed into `<sha[:2]>/<sha[2:4]>/<sha>.<ext>`: a final name only ever holds
 a complete file, and no part of the remote name reaches the disk.  One
 `attachments` row per sha256.
@@ -43,6 +44,10 @@ FORMATS = {
     "GIF": ("image/gif", "gif"),
     "WEBP": ("image/webp", "webp"),
 }
+
+
+# Types some media hosts send for any file: the bytes decide.
+GENERIC_TYPES = {"application/octet-stream", "binary/octet-stream"}
 
 
 class MediaError(Exception):
@@ -108,10 +113,25 @@ def _download(url: str, is_media_host: Callable[[str], bool], folder: Path) -> t
                         continue
                     if response.status_code != 200:
                         raise MediaError(f"The image could not be downloaded (HTTP {response.status_code}).")
+                    _check_headers(response, limit)
                     return _write_capped(response, folder, limit)
             except httpx.HTTPError as exc:
                 raise MediaError(f"The image could not be downloaded ({type(exc).__name__}).") from None
     raise MediaError("The image address led to too many redirects.")
+
+
+def _check_headers(response: httpx.Response, limit: int) -> None:
+    """Refuse what the server itself declares too big or not an image, before reading the body.
+
+    The bytes are still sniffed and capped: a missing or generic type
+    (application/octet-stream) passes here.
+    """
+    declared = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if declared and not declared.startswith("image/") and declared not in GENERIC_TYPES:
+        raise MediaError(f"The file is not an image (the server says {declared[:60]}).")
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limit:
+        raise MediaError(f"The image is larger than the {limit // 1024} KiB limit.")
 
 
 def _write_capped(response: httpx.Response, folder: Path, limit: int) -> tuple[Path, str, int]:

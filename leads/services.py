@@ -134,6 +134,14 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if isinstance(value, str) else value
 
 
+def _web_url(value: str | None) -> str | None:
+    """The address if it is an absolute http(s) one: provider links end up in href attributes."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value[:512] if value.lower().startswith(("https://", "http://")) else None
+
+
 def _apply_visibility(row, visibility: str, now: datetime) -> bool:
     """Set remote visibility; the first time it turns deleted/removed is kept."""
     changed = row.remote_visibility != visibility
@@ -154,7 +162,7 @@ def _post_fields(lead: LeadPost, post: RemotePost, author: ExternalAccount | Non
         # Gone text comes back empty: never let it blank what we stored.
         lead.title = _clip(post.title, 512) if post.title is not None else lead.title
         lead.body_text = post.body if post.body is not None or lead.pk is None else lead.body_text
-    lead.post_url = _clip(post.url, 512) or lead.post_url or ""
+    lead.post_url = _web_url(post.url) or lead.post_url or ""
     lead.post_created_at = post.created_at or lead.post_created_at
     lead.source_location = _clip(post.location, 128) or lead.source_location
     if author is not None:
@@ -541,7 +549,7 @@ def _item_fields(row: ProfileItem, item: RemoteProfileItem, now: datetime) -> bo
         row.title = _clip(item.title, 512) if item.title is not None else row.title
     row.item_created_at = item.created_at or row.item_created_at
     row.location = _clip(item.location, 128) or row.location
-    row.url = _clip(item.url, 512) or row.url
+    row.url = _web_url(item.url) or row.url
     changed = before != (row.text_content, row.item_created_at, row.location, row.title, row.url)
     return _apply_visibility(row, item.visibility, now) or changed
 
@@ -599,7 +607,7 @@ def store_profile_items(account: ExternalAccount, items: list[RemoteProfileItem]
                         account=account, item_type=kind, external_item_id=external_id,
                         item_created_at=item.created_at, attachment_id=attachment_id,
                         remote_visibility=Visibility.VISIBLE, location=_clip(item.location, 128),
-                        title=_clip(item.title, 512), url=_clip(item.url, 512), created_at=now,
+                        title=_clip(item.title, 512), url=_web_url(item.url), created_at=now,
                     ))
                 elif row.attachment_id != attachment_id:
                     row.attachment_id = attachment_id

@@ -137,6 +137,16 @@ def test_it_refuses_a_page_served_as_an_image(fake_reddit, media_host, attachmen
     assert files_under(attachments_dir) == []
 
 
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "application/json", "video/mp4"])
+def test_it_refuses_a_declared_non_image_type_before_reading_it(fake_reddit, media_host, attachments_dir,
+                                                                content_type):
+    url = fake_reddit.add_image("/img/x.png", image_bytes(), content_type)
+
+    with pytest.raises(media.MediaError, match="not an image"):
+        media.store_image(url, is_media_host=media_host)
+    assert files_under(attachments_dir) == [] and Attachment.objects.count() == 0
+
+
 def test_it_refuses_image_formats_outside_the_allowed_list(fake_reddit, media_host, attachments_dir):
     url = fake_reddit.add_image("/img/a.tiff", image_bytes("TIFF"), "image/tiff")
 

@@ -154,6 +154,22 @@ def test_posts_without_a_known_author_are_kept_without_an_account(fake_reddit, s
     assert lead.author_account is None and lead.title == "Orphan post"
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,<b>x</b>",
+                                 "//evil.example/x", "vbscript:x"])
+def test_only_web_addresses_are_kept_as_post_and_item_links(url):
+    from rediska.providers.base import RemotePost, RemoteProfileItem
+
+    ProviderFactory()
+    services.store_posts("reddit", [RemotePost(external_id="p1", location="hiking", url=url, author="carol",
+                                               title="Buddy", body=None, created_at=None)])
+    account = ExternalAccount.objects.get(external_username="carol")
+    services.store_profile_items(account, [RemoteProfileItem(external_id="c1", item_type="comment",
+                                                             created_at=None, text="hi", url=url)], {})
+
+    assert LeadPost.objects.get().post_url == ""
+    assert ProfileItem.objects.get().url is None
+
+
 # --------------------------------------------------------------------------- fetch_post
 @pytest.mark.parametrize(("by", "visibility"), [("moderator", "removed"), ("author", "deleted_by_author")])
 def test_fetch_post_marks_remote_removal_and_keeps_the_text(fake_reddit, session, by, visibility):
