@@ -36,7 +36,7 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("X-Content-Type-Options", "nosniff")
         response.setdefault("X-Frame-Options", "DENY")
-        response.setdefault("Referrer-Policy", "no-referrer")
+        response.setdefault("Referrer-Policy", "same-origin")  # see SECURE_REFERRER_POLICY
         response.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

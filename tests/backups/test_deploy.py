@@ -82,7 +82,7 @@ def test_nginx_has_the_spec_headers_and_passes_the_request_id():
     for line in ("return 301 https://$host$request_uri;", "ssl_protocols TLSv1.2 TLSv1.3;",
                  'add_header Strict-Transport-Security "max-age=31536000" always;',
                  "add_header X-Content-Type-Options nosniff always;", "add_header X-Frame-Options DENY always;",
-                 "add_header Referrer-Policy no-referrer always;", "client_max_body_size 12m;",
+                 "add_header Referrer-Policy same-origin always;", "client_max_body_size 12m;",
                  "proxy_pass http://rediska-web:8000;", "proxy_set_header X-Forwarded-Proto https;",
                  "proxy_set_header X-Request-ID $request_id;"):
         assert line in conf, line

@@ -113,7 +113,7 @@ def test_security_headers_and_cookie_flags(client, admin_user, settings):
     response = client.get("/login/")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert "default-src 'self'" in response["Content-Security-Policy"]
     response = client.post("/login/", {"username": "admin", "password": "correct horse battery"})
     cookie = response.cookies["sessionid"]
