@@ -143,3 +143,21 @@ def test_a_suspended_counterpart_is_reported_on_the_job(fake_reddit, scout):
     assert fetch_profile_items(account.pk)["note"] == "This account is suspended on the provider."
     assert ExternalAccount.objects.get(pk=account.pk).remote_status == "suspended"
     assert not [r for r in fake_reddit.requests if r.path.endswith(("/submitted", "/comments"))]
+
+
+def test_a_private_profile_fails_its_job_with_the_reason_and_changes_nothing(fake_reddit, scout):
+    from rediska.providers.errors import ForbiddenError
+
+    fake_reddit.add_user("carol")
+    account = ExternalAccountFactory(external_username="carol", remote_status="active")
+    fake_reddit.inject(r"^/user/carol/about$", status=403, count=None)
+
+    with pytest.raises(ForbiddenError):
+        fetch_profile(account.pk)
+
+    job = Job.objects.get(job_type="ingest.fetch_profile")
+    assert job.status == "failed" and "not accessible" in job.last_error
+    profile = AccountProfile.objects.get(account=account)
+    assert "not accessible" in profile.fetch_error and profile.about_json is None and profile.fetched_at is None
+    account.refresh_from_db()
+    assert account.remote_status == "active" and account.last_fetched_at is None
