@@ -56,6 +56,18 @@ def test_identity_add_refuses_a_revoked_token(fake_reddit):
     assert not Identity.objects.exists()
 
 
+def test_identity_add_with_a_bad_token_leaves_the_existing_identity_untouched(fake_reddit):
+    add("--provider", "reddit", "--username", "alice", "--display-name", "First", stdin=fake_reddit.issue_refresh_token("alice"))
+    before = list(Identity.objects.values()), ProviderCredential.objects.get().secret_encrypted
+    revoked = fake_reddit.issue_refresh_token("alice")
+    fake_reddit.revoke_refresh_token(revoked)
+    with pytest.raises(CommandError, match="refused"):
+        add("--provider", "reddit", "--username", "alice", stdin=revoked)
+    with pytest.raises(CommandError, match="belongs to bob, not alice"):
+        add("--provider", "reddit", "--username", "alice", stdin=fake_reddit.issue_refresh_token("bob"))
+    assert (list(Identity.objects.values()), ProviderCredential.objects.get().secret_encrypted) == before
+
+
 def test_identity_add_refuses_a_duplicate_and_leaves_it_untouched(fake_reddit):
     add("--provider", "reddit", "--username", "alice", "--display-name", "First", stdin=fake_reddit.issue_refresh_token("alice"))
     before = ProviderCredential.objects.get().secret_encrypted
