@@ -136,10 +136,24 @@ class App:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                pass
+        if self.process:
+            # run.sh may exit before a worker finishes its warm shutdown: no process of the group outlives a test.
+            deadline = time.monotonic() + 10
+            while self._group_alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self._group_alive():
                 os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+            self.process.wait(timeout=10)
         if getattr(self, "_log", None):
             self._log.close()
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     # -- evidence --
     def log_text(self) -> str:
