@@ -178,7 +178,8 @@ def test_a_deactivated_identity_stays_readable(auth_client):
 
 
 def test_an_unknown_identity_is_404(auth_client):
-    assert auth_client.get(reverse("identities:detail", args=[999]), **JSON).status_code == 404
+    answer = auth_client.get(reverse("identities:detail", args=[999]), **JSON)
+    assert answer.status_code == 404 and answer.json()["error"] == "Not found"
 
 
 def test_patch_updates_display_name_and_voice(auth_client):
