@@ -225,6 +225,10 @@ SYNC_INTERVAL_SECONDS = _int("SYNC_INTERVAL_SECONDS", 120)
 WATCH_TICK_SECONDS = _int("WATCH_TICK_SECONDS", 60)
 BACKUP_HOUR_UTC = _int("BACKUP_HOUR_UTC", 3, allow_zero=True)
 BACKUP_KEEP = _int("BACKUP_KEEP", 7)
+# Where backups go (rediska/backups/targets.py); only "local" (BACKUPS_PATH) ships.
+BACKUP_TARGET = env.str("BACKUP_TARGET", default="local")
+# A cap on the bytes one backup may write (a quota; 0 = only the disk's own limit).
+BACKUP_MAX_BYTES = _int("BACKUP_MAX_BYTES", 0, allow_zero=True)
 
 # --- Search, LLM -------------------------------------------------------------
 ELASTIC_URL = env.str("ELASTIC_URL", default="")

@@ -30,7 +30,7 @@ class Budget:
 
     def __init__(self, max_bytes: int | None = None):
         if max_bytes is None:
-            max_bytes = getattr(settings, "BACKUP_MAX_BYTES", None)
+            max_bytes = settings.BACKUP_MAX_BYTES
         self.max_bytes = int(max_bytes) if max_bytes else None
         self.used = 0
 

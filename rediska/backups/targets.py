@@ -193,7 +193,7 @@ TARGETS = {"local": lambda: LocalFolderTarget(settings.BACKUPS_PATH)}
 
 
 def get_target() -> BackupTarget:
-    kind = getattr(settings, "BACKUP_TARGET", "local")
+    kind = settings.BACKUP_TARGET
     try:
         return TARGETS[kind]()
     except KeyError:

@@ -60,3 +60,21 @@ def test_restore_test_sh_exits_non_zero_when_a_file_is_damaged(cron_env):
     result = run("restore_test.sh", env)
     assert result.returncode == 1
     assert "x/a.png has 3 bytes, expected 9" in result.stderr
+
+
+def test_backup_sh_honours_a_size_limit_from_the_environment_and_keeps_earlier_backups(cron_env):
+    env, data = cron_env
+    (data / "backups").mkdir(exist_ok=True)
+    assert run("backup.sh", env).returncode == 0
+    before = sorted(p.name for p in (data / "backups").iterdir())
+    result = run("backup.sh", {**env, "BACKUP_MAX_BYTES": "500"})
+    assert result.returncode == 1
+    assert "needs more than the 500 bytes allowed (BACKUP_MAX_BYTES)" in result.stderr.strip().splitlines()[-1]
+    assert sorted(p.name for p in (data / "backups").iterdir()) == before
+
+
+def test_backup_sh_names_an_unknown_backup_target(cron_env):
+    env, data = cron_env
+    result = run("backup.sh", {**env, "BACKUP_TARGET": "nas"})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "CommandError: BACKUP_TARGET 'nas' is not known (choose from: local)."
