@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -365,8 +367,8 @@ def test_calls_list_filters_by_job_in_a_bounded_number_of_queries(auth_client, f
         everything = auth_client.get(reverse("agents:calls")).content.decode()
     one_job = auth_client.get(reverse("agents:calls"), {"job": job.pk}).content.decode()
 
-    assert everything.count('href="/agents/calls/') == 3
-    assert one_job.count('href="/agents/calls/') == 1
+    assert len(re.findall(r'href="/agents/calls/\d+/"', everything)) == 3
+    assert len(re.findall(r'href="/agents/calls/\d+/"', one_job)) == 1
 
 
 def test_calls_list_with_a_bad_filter_says_so(auth_client, fake_llm):
@@ -524,4 +526,10 @@ def test_a_job_without_model_calls_shows_no_model_call_section(auth_client, db):
 
     html = auth_client.get(reverse("job_detail", args=[job.pk])).content.decode()
 
-    assert "Model calls" not in html
+    assert "<h2>Model calls</h2>" not in html
+
+
+def test_recorded_model_calls_are_reachable_from_the_main_navigation(auth_client, db):
+    html = auth_client.get(reverse("jobs")).content.decode()
+
+    assert f'href="{reverse("agents:calls")}"' in html
