@@ -7,6 +7,7 @@ model or search servers unless a fixture starts a fake one.
 """
 
 import os
+import re
 import tempfile
 
 _data_dir = tempfile.mkdtemp(prefix="rediska-test-")
@@ -20,3 +21,11 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 for name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH", "BACKUPS_PATH",
              "SEARCH_INDEX_PATH", "ENCRYPTION_KEY", "DJANGO_SECRET_KEY"):
     os.environ.pop(name, None)
+
+# Tests flush the cache between tests (FLUSHDB on Redis): under pytest-xdist each
+# worker gets its own Redis database so one worker never wipes another's state.
+_worker = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+if os.environ.get("REDIS_URL") and _worker:
+    _url = re.match(r"(redis://[^/]*)(?:/(\d+))?$", os.environ["REDIS_URL"])
+    if _url:
+        os.environ["REDIS_URL"] = f"{_url[1]}/{(int(_url[2] or 0) - int(_worker[1])) % 16}"
