@@ -59,6 +59,19 @@ def test_generated_things_have_the_recorded_shapes(fake_reddit):
     assert set(recorded("TestRedditor.test_message.json", 1)["data"]) <= set(about["data"])
 
 
+def test_a_post_page_lists_the_post_then_its_comment_tree(fake_reddit):
+    post_id = fake_reddit.add_post("hiking", "carol", title="Trail buddy?", selftext="Anyone?")
+    top = fake_reddit.add_comment("dave", "hiking", "me!", post_id=post_id)
+    fake_reddit.add_comment("carol", "hiking", "great", post_id=post_id, parent=f"t1_{top}")
+    post, comments = get(fake_reddit, f"/comments/{post_id}").json()
+    assert [c["data"]["id"] for c in post["data"]["children"]] == [post_id]
+    assert keys_of(recorded("TestFront.test_new.json", 1), "t3") <= keys_of(post, "t3")
+    [thread] = comments["data"]["children"]
+    assert (thread["data"]["body"], thread["data"]["parent_id"]) == ("me!", f"t3_{post_id}")
+    assert [r["data"]["body"] for r in thread["data"]["replies"]["data"]["children"]] == ["great"]
+    assert get(fake_reddit, "/r/hiking/comments/zzzzzz/x").status_code == 404
+
+
 def test_message_listing_pages_like_reddit(fake_reddit):
     fake_reddit.bulk_threads("me", threads=250, per_thread=2)
     seen, after, pages = [], None, 0
