@@ -45,3 +45,7 @@ class ReplyForm(forms.Form):
 
 class HiddenForm(forms.Form):
     hidden = forms.TypedChoiceField(choices=[("1", "Hide"), ("0", "Unhide")], coerce=lambda v: v == "1")
+
+
+class MessageHiddenForm(HiddenForm):
+    message = forms.IntegerField(min_value=1)

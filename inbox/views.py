@@ -14,7 +14,7 @@ from identities.services import is_do_not_contact
 
 from . import tasks
 from .errors import InboxError, SendError
-from .forms import ConversationFilterForm, HiddenForm, ReplyForm
+from .forms import ConversationFilterForm, HiddenForm, MessageHiddenForm, ReplyForm
 from .models import Conversation, Message
 from .services import conversations as conversation_services
 from .services import syncing
@@ -126,19 +126,20 @@ def conversation_hidden(request, pk: int):
 
 @identity_required
 @require_POST
-def message_hidden(request, pk: int):
-    message = get_object_or_404(Message.objects.select_related("conversation"), pk=pk)
-    form = HiddenForm(request.POST)
-    if form.is_valid():
-        if form.cleaned_data["hidden"]:
-            conversation_services.hide_message(message)
-        else:
-            conversation_services.unhide_message(message)
+def messages_hidden(request, pk: int):
+    """Hide or unhide one message of the conversation (the page has one form per action, not per message)."""
+    form = MessageHiddenForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "Choose a message to hide or unhide.")
+        return redirect("inbox:conversation", pk=pk)
+    message = get_object_or_404(Message.objects.select_related("conversation"), pk=form.cleaned_data["message"],
+                                conversation_id=pk)
+    if form.cleaned_data["hidden"]:
+        conversation_services.hide_message(message)
     else:
-        flash.error(request, "Choose Hide or Unhide.")
-    target = reverse("inbox:conversation", args=[message.conversation_id])
-    return redirect(target + ("?hidden=1" if form.is_valid() and not form.cleaned_data["hidden"] else "")
-                    + f"#m{message.pk}")
+        conversation_services.unhide_message(message)
+    target = reverse("inbox:conversation", args=[pk])
+    return redirect(target + ("" if form.cleaned_data["hidden"] else "?hidden=1") + f"#m{message.pk}")
 
 
 # --- the identity page's sync panel -----------------------------------------------------

@@ -237,11 +237,29 @@ def test_a_hidden_conversation_leaves_the_list_until_shown(auth_client, identity
 def test_a_hidden_message_is_folded_and_can_be_shown(auth_client, identity):
     conversation = ConversationFactory(identity=identity, provider=identity.provider)
     message = MessageFactory(conversation=conversation, provider=identity.provider, body_text="private bit")
-    auth_client.post(reverse("inbox:message_hidden", args=[message.pk]), {"hidden": "1"})
+    hide_url = reverse("inbox:messages_hidden", args=[conversation.pk])
     url = reverse("inbox:conversation", args=[conversation.pk])
+    html = auth_client.get(url).content.decode()
+    # One form per action for the whole page; each message's button names it.
+    assert f'action="{hide_url}"' in html and f'name="message" value="{message.pk}"' in html
+    auth_client.post(hide_url, {"message": message.pk, "hidden": "1"})
     assert "private bit" not in auth_client.get(url).content.decode()
     html = auth_client.get(url, {"hidden": "1"}).content.decode()
     assert "private bit" in html and "hidden here" in html
+    response = auth_client.post(hide_url, {"message": message.pk, "hidden": "0"})
+    assert response.status_code == 302 and response["Location"].endswith(f"#m{message.pk}")
+    message.refresh_from_db()
+    assert message.deleted_at is None
+
+
+def test_a_message_is_hidden_only_through_its_own_conversation(auth_client, identity):
+    conversation = ConversationFactory(identity=identity, provider=identity.provider)
+    elsewhere = MessageFactory(provider=identity.provider)
+    response = auth_client.post(reverse("inbox:messages_hidden", args=[conversation.pk]),
+                                {"message": elsewhere.pk, "hidden": "1"})
+    assert response.status_code == 404
+    elsewhere.refresh_from_db()
+    assert elsewhere.deleted_at is None
 
 
 def test_a_bad_hide_request_changes_nothing(auth_client, identity):

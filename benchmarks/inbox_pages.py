@@ -1,0 +1,225 @@
+"""Benchmark the inbox pages on a large archive: render time and SQL queries.
+
+    .venv/bin/python benchmarks/inbox_pages.py [--conversations 10000] [--messages 200000] [--runs 30]
+
+Builds an archive of `--conversations` conversations holding `--messages`
+messages (one of them 500 messages long, the others about 20 each), spread
+over three identities and a few thousand counterparts, some of them deleted or
+suspended, some messages removed remotely.  The data goes in with bulk
+INSERTs, then every page is requested through Django's test client (URL
+routing, middleware, session, view, template: what a browser would wait for,
+minus the network), `--runs` times after a warm-up.  Prints the median and p95
+wall time (and the median CPU time of this process, which on SQLite includes
+the database's work and, unlike wall time, hardly moves when other processes
+share the machine) and the SQL query count of each page, and the query counts of the
+list at three page sizes and of a short vs the 500-message conversation.
+Targets: the conversation list and the 500-message conversation under 100 ms
+(median), the same number of queries whatever the page size.  Exits 1 when a
+target is missed.
+
+Runs on a fresh SQLite file by default; with MYSQL_URL set it creates (and then
+drops) a scratch `test_<name>` database on that server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_data = tempfile.mkdtemp(prefix="rediska-bench-pages-")
+os.environ.update({
+    "DATA_DIR": _data, "REDISKA_IGNORE_DOTENV": "1", "CELERY_BROKER_URL": "memory://",
+    "CELERY_RESULT_BACKEND": "cache+memory://", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text",
+    "DJANGO_SETTINGS_MODULE": "rediska.settings",
+})
+for _name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH"):
+    os.environ.pop(_name, None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+TARGET_MS = 100.0
+BIG = 500
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+WORDS = ("hello there how are you doing today I saw your post about the trail and wondered if you still "
+         "want company this weekend we could meet at the north gate around nine bring water 🙂 thanks").split()
+
+
+def _insert(table: str, columns: tuple[str, ...], rows: list[tuple], batch: int = 5_000) -> None:
+    ops = connection.ops
+    sql = (f"INSERT INTO {ops.quote_name(table)} ({', '.join(ops.quote_name(c) for c in columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(columns))})")
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            cursor.executemany(sql, rows[start:start + batch])
+
+
+def build_archive(n_conversations: int, n_messages: int, rng: random.Random) -> dict:
+    """The archive, in bulk; returns the ids the pages are measured on."""
+    from django.contrib.auth import get_user_model
+
+    from identities.models import Identity, Provider
+    from inbox.models import Conversation, ExternalAccount, Message
+
+    ops = connection.ops
+    stamp = ops.adapt_datetimefield_value(NOW)
+    provider, _ = Provider.objects.get_or_create(provider_id="reddit", defaults={"display_name": "Reddit"})
+    identities = [
+        Identity.objects.create(provider=provider, external_username=f"persona_{i}", display_name=f"Persona {i}",
+                                is_active=True, is_default=i == 0)
+        for i in range(3)
+    ]
+    n_accounts = max(1, n_conversations * 2 // 5)
+    statuses = ["active"] * 90 + ["unknown"] * 6 + ["deleted"] * 2 + ["suspended"] * 2
+    ExternalAccount.objects.bulk_create(
+        [ExternalAccount(provider=provider, external_username=f"someone_{i}", remote_status=rng.choice(statuses))
+         for i in range(n_accounts)], batch_size=2_000,
+    )
+    account_ids = list(ExternalAccount.objects.values_list("pk", flat=True))
+    _insert(Conversation._meta.db_table,
+            ("provider_id", "external_conversation_id", "counterpart_account_id", "identity_id", "subject",
+             "created_at", "updated_at"),
+            [(provider.pk, f"c{i}", account_ids[i % len(account_ids)], identities[i % 3].pk, f"subject {i}",
+              stamp, stamp) for i in range(n_conversations)])
+    conversations = list(Conversation.objects.order_by("pk").values_list("pk", "identity_id"))
+    # The first conversation is the long one; the rest share what is left.
+    per, extra = divmod(n_messages - BIG, max(1, n_conversations - 1))
+    rows, ext = [], 0
+    for index, (conv_pk, identity_pk) in enumerate(conversations):
+        count = BIG if index == 0 else per + (1 if index <= extra else 0)
+        at = NOW - timedelta(minutes=rng.randrange(2 * 365 * 24 * 60)) - timedelta(minutes=3 * count)
+        for _ in range(count):
+            at += timedelta(minutes=rng.randint(1, 3))
+            out = rng.random() < 0.45
+            visibility = rng.choices(["visible", "deleted_by_author", "removed"], [98, 1, 1])[0]
+            body = " ".join(rng.choices(WORDS, k=rng.randint(5, 60)))
+            ext += 1
+            rows.append((provider.pk, f"m{ext}", conv_pk, identity_pk if out else None, "out" if out else "in",
+                         ops.adapt_datetimefield_value(at), body, visibility,
+                         stamp if visibility != "visible" else None, stamp))
+    _insert(Message._meta.db_table,
+            ("provider_id", "external_message_id", "conversation_id", "identity_id", "direction", "sent_at",
+             "body_text", "remote_visibility", "remote_deleted_at", "created_at"), rows)
+    del rows
+    conv, msg = ops.quote_name(Conversation._meta.db_table), ops.quote_name(Message._meta.db_table)
+    with connection.cursor() as cursor:
+        # What ingest keeps up to date page by page, set here in one statement.
+        cursor.execute(
+            f"UPDATE {conv} SET last_message_id = (SELECT m.id FROM {msg} m WHERE m.conversation_id = {conv}.id "
+            f"ORDER BY m.sent_at DESC, m.id DESC LIMIT 1)")
+        cursor.execute(
+            f"UPDATE {conv} SET last_activity_at = (SELECT m.sent_at FROM {msg} m WHERE m.id = {conv}.last_message_id)")
+    user = get_user_model().objects.create_superuser("bench", password=None)
+    short = Conversation.objects.exclude(pk=conversations[0][0]).order_by("pk").values_list("pk", flat=True).first()
+    return {"user": user, "identity": identities[1], "big": conversations[0][0], "short": short}
+
+
+def measure(client: Client, url: str, runs: int) -> tuple[list[float], list[float], int, int]:
+    """(wall times in ms, CPU times in ms, queries of one render, response size in bytes)."""
+    for _ in range(3):
+        client.get(url)
+    times, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    return times, cpu, len(queries), len(response.content)
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    if connection.vendor == "sqlite":
+        connection.settings_dict["TEST"]["NAME"] = str(Path(_data) / "bench.sqlite3")
+    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    # Not setup_test_environment(): its template instrumentation would be measured too.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    ok = True
+    try:
+        from django.urls import reverse
+
+        from inbox import views
+        from inbox.models import Conversation, Message
+
+        started = time.perf_counter()
+        with transaction.atomic():
+            ids = build_archive(args.conversations, args.messages, random.Random(42))
+        built = time.perf_counter() - started
+        print(f"database: {connection.vendor}")
+        print(f"archive:  {Conversation.objects.count():,} conversations, {Message.objects.count():,} messages "
+              f"built in {built:.1f} s")
+        client = Client()
+        client.force_login(ids["user"])
+        listing = reverse("inbox:list")
+        since = (NOW - timedelta(days=60)).date().isoformat()
+        until = (NOW - timedelta(days=30)).date().isoformat()
+        pages = [
+            ("list, first page", listing, True),
+            ("list, needs reply", f"{listing}?needs_reply=on", True),
+            ("list, identity + last out", f"{listing}?identity={ids['identity'].pk}&direction=out", True),
+            ("list, one month", f"{listing}?since={since}&until={until}", True),
+            ("list, page 100", f"{listing}?page=100", True),
+            (f"conversation, {BIG} messages", reverse("inbox:conversation", args=[ids["big"]]), True),
+            ("conversation, ~20 messages", reverse("inbox:conversation", args=[ids["short"]]), False),
+        ]
+        print(f"pages ({args.runs} runs each, after 3 warm-up requests; target median < {TARGET_MS:.0f} ms):")
+        for label, url, targeted in pages:
+            times, cpu, queries, size = measure(client, url, args.runs)
+            median = statistics.median(times)
+            verdict = ""
+            if targeted:
+                verdict = "ok" if median < TARGET_MS else "MISSED"
+                ok &= median < TARGET_MS
+            print(f"  {label:<28} median {median:6.1f} ms  p95 {p95(times):6.1f} ms  (CPU median "
+                  f"{statistics.median(cpu):5.1f} ms)  {queries:>2} queries  {size / 1024:4.0f} KB  {verdict}")
+
+        counts = {}
+        default = views.PAGE_SIZE
+        try:
+            for size in (10, default, 200):
+                views.PAGE_SIZE = size
+                counts[size] = measure(client, listing, 1)[2]
+        finally:
+            views.PAGE_SIZE = default
+        conv_counts = {label: measure(client, reverse("inbox:conversation", args=[ids[key]]), 1)[2]
+                       for label, key in (("~20", "short"), (str(BIG), "big"))}
+        same = len(set(counts.values())) == 1 and len(set(conv_counts.values())) == 1
+        ok &= same
+        print("queries:  list at page size " + ", ".join(f"{s}: {n}" for s, n in counts.items())
+              + "; conversation of " + ", ".join(f"{k} messages: {n}" for k, n in conv_counts.items())
+              + ("  constant" if same else "  NOT CONSTANT"))
+    finally:
+        connection.creation.destroy_test_db(db_name, verbosity=0)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
