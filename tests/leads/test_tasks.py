@@ -38,7 +38,8 @@ def test_beat_runs_each_watch_on_its_own_schedule(fake_reddit, scout):
     assert watch.next_run_at - watch.last_run_at == timedelta(seconds=600)
 
     # Ten minutes later: a new slot, a new job, the new post found.
-    Watch.objects.filter(pk=watch.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
+    # (a slot well before the first one: DATETIME columns keep whole seconds on MySQL)
+    Watch.objects.filter(pk=watch.pk).update(next_run_at=timezone.now() - timedelta(minutes=5))
     fake_reddit.add_post("hiking", "dave", title="Another one")
     assert browse_location()["watches_queued"] == 1
     second = Job.objects.filter(dedupe_key__startswith=f"watch:{watch.pk}:").exclude(pk=job.pk).get()
