@@ -1,14 +1,16 @@
 """Identity pages, the §9.1 JSON endpoints, the OAuth connect flow and the do-not-contact page."""
 
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from identities import services
+from identities import oauth, services
 from identities.models import DoNotContact, Identity, ProviderCredential
 from rediska.models import AuditLog
 from rediska.providers.base import RemoteAccount
@@ -64,6 +66,19 @@ def test_a_forged_state_is_refused_and_changes_nothing(auth_client, fake_reddit)
     answer = auth_client.get(forged)
     assert answer.status_code == 400 and b"not valid" in answer.content
     assert list(Identity.objects.values_list("pk", flat=True)) == [existing.pk]
+
+
+def test_a_state_older_than_ten_minutes_is_refused(auth_client, fake_reddit):
+    class TenMinutesAgo(signing.TimestampSigner):
+        def timestamp(self):
+            return signing.b62_encode(int(time.time()) - oauth.MAX_AGE - 5)
+
+    query = parse_qs(urlsplit(start_connect(auth_client, fake_reddit, "alice")).query)
+    nonce = signing.loads(query["state"][0], salt=oauth.SALT)
+    stale = TenMinutesAgo(salt=oauth.SALT).sign_object(nonce)
+    answer = auth_client.get(reverse("identities:callback"), {"state": stale, "code": query["code"][0]})
+    assert answer.status_code == 400 and b"longer than ten minutes" in answer.content
+    assert Identity.objects.count() == 0
 
 
 def test_a_state_from_another_browser_session_is_refused(auth_client, admin_user, fake_reddit):
