@@ -138,12 +138,16 @@ class FakeLLM:
         self.server.server_close()
 
     # -- answering --
-    def _next(self):
+    def _next(self, *, embeddings: bool = False):
         with self._lock:
-            return self._script.popleft() if self._script else None
+            if not self._script:
+                return None
+            if embeddings and self._script[0][0] == "content":
+                return None  # a scripted completion waits for its chat request (indexing runs alongside)
+            return self._script.popleft()
 
     def answer(self, path: str, body: dict) -> tuple[int, dict]:
-        step = self._next()
+        step = self._next(embeddings=path.endswith("/embeddings"))
         if step and step[0] == "error":
             return step[1], {"error": {"code": step[1], "message": step[2], "type": "server_error"}}
         if step and step[0] == "slow":
