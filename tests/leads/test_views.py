@@ -286,6 +286,24 @@ def test_fetch_profile_queues_the_profile_and_items_jobs_once(client_with_identi
     assert "ingest.fetch_profile_items #" in page
 
 
+def test_the_person_page_says_why_images_of_the_last_fetch_were_refused(auth_client, scout, fake_reddit,
+                                                                        attachments_dir, settings):
+    from leads.tasks import fetch_profile_items
+
+    settings.ATTACHMENT_MAX_BYTES = 2000
+    big = fake_reddit.add_image("/img/big.bmp", image_bytes("BMP", size=(60, 60)), "image/bmp")
+    fake_reddit.add_post("pics", "carol", title="Too big", image_url=big)
+    fake_reddit.add_post("pics", "carol", title="Elsewhere", image_url="https://evil.example/x.png")
+    account = ExternalAccountFactory(external_username="carol")
+    services.request_profile_fetch(account)
+    job = Job.objects.get(job_type="ingest.fetch_profile_items")
+    fetch_profile_items(*job.payload_json["args"], job_id=job.pk)
+
+    html = auth_client.get(reverse("leads:person", args=[account.pk])).content.decode()
+
+    assert "larger than the 1 KiB limit" in html and "evil.example is not an allowed media host" in html
+
+
 def test_the_do_not_contact_flag_is_added_and_removed_from_the_person_page(client_with_identity):
     account = ExternalAccountFactory(external_username="Carol")
     url = reverse("leads:person_dnc", args=[account.pk])
