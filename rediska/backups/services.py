@@ -353,6 +353,9 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
     with target.lock(exclusive=True):
         # The safety backup is not pruned: it must not push out the backup being restored.
         safety, _, _ = _write_backup(target, database=bool(db), job=None)
+        attachments = Path(settings.ATTACHMENTS_PATH)
+        plan = snapshot.plan_restore(data["attachments"]["files"], attachments, remove_extra=bool(db))
+        snapshot.check_room(plan, attachments)
         report = Report(name)
         swap = dump.load_sqlite_into_live if connection.vendor == "sqlite" else dump.swap_mysql_into_live
         _check_backup(backup, report, restore_then=swap)
@@ -360,8 +363,7 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
             failed = next(check for check in report.checks if not check.ok)
             raise RestoreRefused(f"Backup {name} failed its checks ({failed.name}: {failed.detail}); "
                                  f"nothing was restored (safety backup {safety} kept).")
-        files = snapshot.restore_files(backup.path / snapshot.FOLDER, data["attachments"]["files"],
-                                       Path(settings.ATTACHMENTS_PATH), remove_extra=bool(db))
+        files = snapshot.apply_restore(plan, backup.path / snapshot.FOLDER, data["attachments"]["files"], attachments)
     connection.close()  # the tables under this connection were replaced
     with transaction.atomic():
         interrupted = _settle_restored_jobs(data, name) if db else 0

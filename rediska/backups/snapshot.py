@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BackupError
+from .errors import BackupError, BackupSpaceError
 from .files import Budget, copy_hashing, disk_errors, safe_relpath, sha256_file
 
 FOLDER = "attachments"
@@ -107,32 +108,66 @@ class RestoreFilesResult:
     removed: int = 0
 
 
-def restore_files(folder: Path, files: dict[str, dict], target_root: Path, *, remove_extra: bool) -> RestoreFilesResult:
+@dataclass
+class RestorePlan:
+    """What putting a snapshot back would change, worked out before anything is changed."""
+
+    write: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    bytes: int = 0
+
+
+def _same_file(path: Path, meta: dict) -> bool:
+    return (path.is_file() and not path.is_symlink() and path.stat().st_size == meta["size"]
+            and sha256_file(path)[0] == meta["sha256"])
+
+
+def plan_restore(files: dict[str, dict], target_root: Path, *, remove_extra: bool) -> RestorePlan:
+    plan = RestorePlan()
+    for rel, meta in sorted(files.items()):
+        if _same_file(target_root / safe_relpath(rel), meta):
+            plan.unchanged += 1
+        else:
+            plan.write.append(rel)
+            plan.bytes += meta["size"]
+    if remove_extra:
+        plan.remove = [rel for rel, _ in walk_files(target_root) if rel not in files]
+    return plan
+
+
+def check_room(plan: RestorePlan, target_root: Path) -> None:
+    """Refuse a restore whose files would not fit, before the database is replaced."""
+    existing = next(p for p in (target_root, *target_root.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if plan.bytes > free:
+        raise BackupSpaceError(f"Restoring the attachments needs {plan.bytes} bytes but the disk holding "
+                               f"{target_root} has {free} free; nothing was restored.")
+
+
+def apply_restore(plan: RestorePlan, folder: Path, files: dict[str, dict], target_root: Path) -> RestoreFilesResult:
     """Make target_root hold the snapshot's files; each file is replaced atomically."""
-    result = RestoreFilesResult()
+    result = RestoreFilesResult(unchanged=plan.unchanged)
     target_root.mkdir(parents=True, exist_ok=True)
     unlimited = Budget(max_bytes=0)
     with disk_errors(target_root):
-        for rel, meta in sorted(files.items()):
+        for rel in plan.write:
             dst = target_root / safe_relpath(rel)
-            if dst.is_file() and not dst.is_symlink() and dst.stat().st_size == meta["size"] \
-                    and sha256_file(dst)[0] == meta["sha256"]:
-                result.unchanged += 1
-                continue
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(f".{dst.name}.restoring")
             tmp.unlink(missing_ok=True)
             digest, _ = copy_hashing(folder / rel, tmp, unlimited)
-            if digest != meta["sha256"]:
+            if digest != files[rel]["sha256"]:
                 tmp.unlink()
                 raise BackupError(f"The backup copy of {rel} is damaged; restore stopped.")
             os.replace(tmp, dst)
             result.written += 1
-        if remove_extra:
-            for rel, path in list(walk_files(target_root)):
-                if rel not in files:
-                    path.unlink()
-                    result.removed += 1
+        for rel in plan.remove:
+            path = target_root / rel
+            if path.is_file():
+                path.unlink()
+                result.removed += 1
+        if plan.remove:
             _remove_empty_dirs(target_root)
     return result
 

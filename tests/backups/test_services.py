@@ -317,6 +317,36 @@ class TestRestore:
             services.restore_backup(name, yes=True)
         assert Message.objects.filter(pk=late.pk).exists()
 
+    def test_no_room_for_the_safety_backup_refuses_and_nothing_is_overwritten(self, archive, folders):
+        name = services.create_backup()["backup"]
+        late = MessageFactory()
+        files = files_of(folders.ATTACHMENTS_PATH)
+        folders.BACKUP_MAX_BYTES = 2000
+        with pytest.raises(BackupSpaceError, match="BACKUP_MAX_BYTES"):
+            services.restore_backup(name, yes=True)
+        assert Message.objects.filter(pk=late.pk).exists()
+        assert files_of(folders.ATTACHMENTS_PATH) == files
+        assert backup_dirs(folders.BACKUPS_PATH) == [name]
+
+    def test_no_room_for_the_attachments_refuses_before_the_database_is_replaced(self, archive, folders,
+                                                                                  monkeypatch):
+        name = services.create_backup()["backup"]
+        (folders.ATTACHMENTS_PATH / "cd" / "three.jpg").unlink()
+        late = MessageFactory()
+        real = shutil.disk_usage
+
+        def nearly_full(path):
+            usage = real(path)
+            if str(path).startswith(str(folders.ATTACHMENTS_PATH)):
+                return usage._replace(free=4999)
+            return usage
+
+        monkeypatch.setattr(shutil, "disk_usage", nearly_full)
+        with pytest.raises(BackupSpaceError, match=r"needs 5000 bytes .* has 4999 free; nothing was restored"):
+            services.restore_backup(name, yes=True)
+        assert Message.objects.filter(pk=late.pk).exists()
+        assert not (folders.ATTACHMENTS_PATH / "cd" / "three.jpg").exists()
+
     def test_an_attachments_only_restore_brings_back_files_and_keeps_newer_ones(self, archive, folders):
         name = services.create_backup(database=False)["backup"]
         (folders.ATTACHMENTS_PATH / "ab" / "one.png").unlink()
@@ -335,6 +365,21 @@ class TestMysqlOnly:
         with pytest.raises(BackupError, match="mysqldump was not found on PATH"):
             services.create_backup()
         assert backup_dirs(folders.BACKUPS_PATH) == []
+
+    def test_no_mysqldump_on_path_refuses_a_restore_before_anything_is_replaced(self, archive, folders,
+                                                                                 monkeypatch, tmp_path):
+        name = services.create_backup()["backup"]
+        late = MessageFactory()
+        monkeypatch.setenv("PATH", str(tmp_path))  # no client tools there
+        with pytest.raises(BackupError, match="mysqldump was not found on PATH"):
+            services.restore_backup(name, yes=True)
+        assert Message.objects.filter(pk=late.pk).exists()
+        assert backup_dirs(folders.BACKUPS_PATH) == [name]
+
+    def test_no_mysql_client_fails_the_restore_test_with_the_reason(self, archive, folders, monkeypatch, tmp_path):
+        services.create_backup()
+        monkeypatch.setenv("PATH", str(tmp_path))  # no client tools there
+        assert "mysql was not found on PATH" in failed_checks(services.run_restore_test())["restore"]
 
     def test_the_restore_test_database_is_dropped_afterwards(self, archive, folders):
         services.create_backup()
