@@ -34,10 +34,18 @@ def migration_state() -> tuple[dict[str, str], list[str]]:
     return last, [f"{app}.{name}" for app, name in applied]
 
 
+def _known_migrations() -> set[str]:
+    return {f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).disk_migrations}
+
+
 def unknown_migrations(applied: list[str]) -> list[str]:
     """Migrations a backup had applied that this code does not have (a newer schema)."""
-    known = {f"{app}.{name}" for app, name in MigrationLoader(None, ignore_no_migrations=True).disk_migrations}
-    return sorted(set(applied) - known)
+    return sorted(set(applied) - _known_migrations())
+
+
+def pending_migrations(applied: list[str]) -> list[str]:
+    """Migrations this code has that a backup had not applied (an older schema)."""
+    return sorted(_known_migrations() - set(applied))
 
 
 def write(folder: Path, data: dict, budget: Budget) -> None:

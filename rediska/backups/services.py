@@ -371,6 +371,7 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
                   "rows": sum(report.tables.values()), "files_written": files.written,
                   "files_unchanged": files.unchanged, "files_removed": files.removed,
                   "jobs_interrupted": interrupted,
+                  "migrations_pending": len(manifest.pending_migrations(db["applied"])) if db else 0,
                   # False: tokens in this backup were encrypted with another key; identities need reconnecting.
                   "credentials_key_matches": data.get("credentials_key_id") in (None, credentials_key_id())}
         audit.record("maintenance.restore", request={"backup": name, "force": force}, response=result)

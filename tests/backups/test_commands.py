@@ -106,3 +106,17 @@ def test_restore_warns_when_the_backup_was_made_with_another_encryption_key(arch
     assert "different ENCRYPTION_KEY" not in run("restore", name, "--yes")
     folders.CREDENTIALS_KEY = b"k" * 32
     assert "Warning: this backup was made with a different ENCRYPTION_KEY" in run("restore", name, "--yes")
+
+
+def test_restore_says_when_migrations_are_needed_only_for_a_backup_from_an_older_schema(archive, folders):
+    import json
+
+    run("backup")
+    name = backup_dirs(folders.BACKUPS_PATH)[0]
+    assert "manage.py migrate" not in run("restore", name, "--yes")
+    manifest = folders.BACKUPS_PATH / name / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["database"]["applied"].remove("rediska.0001_initial")
+    manifest.write_text(json.dumps(data))
+    out = run("restore", name, "--yes")
+    assert "This backup is from an older schema (1 migration not applied): run `manage.py migrate` now." in out

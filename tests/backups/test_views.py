@@ -70,6 +70,17 @@ class TestBackupPage:
         assert response.status_code == 400
         assert not Job.objects.exists()
 
+    @pytest.mark.django_db(transaction=True)
+    def test_backup_and_restore_test_results_show_on_the_jobs_page(self, auth_client, archive, folders):
+        mysql_dump_local()
+        restore_test_local()
+        name = backup_dirs(folders.BACKUPS_PATH)[0]
+        page = auth_client.get(reverse("jobs"), {"job_type": "maintenance."}).content.decode()
+        assert "maintenance.mysql_dump_local" in page and "maintenance.restore_test_local" in page
+        for job in Job.objects.all():
+            detail = auth_client.get(reverse("job_detail", args=[job.pk])).content.decode()
+            assert name in detail and "Done" in detail
+
     def test_the_jobs_page_links_to_backups(self, auth_client):
         assert reverse("backups:list").encode() in auth_client.get(reverse("jobs")).content
 

@@ -27,4 +27,6 @@ class Command(BaseCommand):
         if not result["credentials_key_matches"]:
             self.stdout.write("Warning: this backup was made with a different ENCRYPTION_KEY; "
                               "reconnect every identity (or restore the old key).")
-        self.stdout.write("Run `manage.py migrate` if this backup is from an older version.")
+        if pending := result["migrations_pending"]:
+            self.stdout.write(f"This backup is from an older schema ({pending} migration{'s' if pending > 1 else ''} "
+                              "not applied): run `manage.py migrate` now.")
