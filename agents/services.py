@@ -140,6 +140,18 @@ def _item_text(item: ProfileItem) -> str:
     return f"[{item.get_item_type_display()}, {when}]\n{item.text_content.strip()}"
 
 
+def _pages(queryset, size: int = 100):
+    """Rows a page at a time, not `.iterator()`: MySQL drivers load a whole result set
+    at once, and the prompt budget is usually full within the first page."""
+    start = 0
+    while True:
+        page = list(queryset[start : start + size])
+        yield from page
+        if len(page) < size:
+            return
+        start += size
+
+
 def _iter_item_texts(account: ExternalAccount):
     items = (
         ProfileItem.objects.filter(account=account, deleted_at__isnull=True, text_content__isnull=False)
@@ -147,7 +159,7 @@ def _iter_item_texts(account: ExternalAccount):
         .order_by(F("item_created_at").desc(nulls_last=True), "-id")
         .only("item_type", "item_created_at", "text_content")
     )
-    for item in items.iterator(chunk_size=200):
+    for item in _pages(items):
         if item.text_content.strip():
             yield _item_text(item)
 
@@ -305,7 +317,7 @@ def _conversation_texts(conversation: Conversation | None, budget: int) -> list[
     rows = _visible_messages(conversation).order_by("-sent_at", "-id").only("direction", "sent_at", "body_text")
     texts = (
         f"[{'you' if m.direction == Message.Direction.OUT else 'them'}, {m.sent_at:%Y-%m-%d %H:%M}]\n{m.body_text}"
-        for m in rows.iterator(chunk_size=200)
+        for m in _pages(rows)
     )
     return list(reversed(prompts.within_budget(texts, budget).texts))
 

@@ -125,6 +125,19 @@ def test_a_huge_profile_is_cut_to_the_token_budget_keeping_the_newest_items(fake
     assert "day 0 " in messages[-1]["content"] and "day 59 " not in messages[-1]["content"]
 
 
+def test_a_profile_longer_than_a_page_of_items_is_read_newest_first_without_gaps(fake_llm, settings):
+    settings.LLM_CONTEXT_TOKENS = 100_000
+    account = ExternalAccountFactory()
+    for minute in range(250):
+        ProfileItemFactory(account=account, text_content=f"note {minute}.", item_created_at=T0 - timedelta(minutes=minute))
+
+    snapshot = services.summarize_profile(account)
+
+    texts = [b[2].rsplit("\n", 1)[-1] for b in fenced_blocks(user_prompt(fake_llm)) if b[1].startswith("item")]
+    assert texts == [f"note {minute}." for minute in range(250)]
+    assert snapshot.model_info_json["items_used"] == 250 and snapshot.model_info_json["truncated"] is False
+
+
 def test_a_single_item_larger_than_the_budget_is_cut_not_dropped(fake_llm, settings):
     settings.LLM_CONTEXT_TOKENS = 1500
     account = ExternalAccountFactory()
