@@ -6,7 +6,6 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import praw
-import prawcore
 import pytest
 import requests
 
