@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from .errors import BackupError
+from .errors import BackupError, BackupSpaceError
 from .files import CHUNK, Budget, HashingWriter, disk_errors
 
 SQLITE_FILE = "db.sqlite3.gz"
@@ -72,6 +72,10 @@ def dump_sqlite(folder: Path, budget: Budget) -> DumpResult:
             # One step: the copy is a consistent snapshot even with a writer running.
             connection.connection.backup(copy)
             tables = _sqlite_tables(copy)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise BackupSpaceError(f"The disk holding {folder} is full; nothing was replaced.") from None
+            raise
         finally:
             copy.close()
         raw_size = raw.stat().st_size
@@ -87,7 +91,7 @@ def sqlite_copy(dump: Path, workdir: Path) -> Iterator[Path]:
     """Decompress a SQLite dump into a scratch file; removed afterwards."""
     scratch = workdir / f"restoretest-{secrets.token_hex(4)}.sqlite3"
     try:
-        with gzip.open(dump, "rb") as src, open(scratch, "wb") as dst:
+        with disk_errors(workdir), gzip.open(dump, "rb") as src, open(scratch, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
         yield scratch
     except (OSError, EOFError, zlib.error) as exc:

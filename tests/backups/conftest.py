@@ -92,3 +92,19 @@ def no_mysql_clients(tmp_path, monkeypatch):
             os.symlink(found, folder / tool)
     monkeypatch.setenv("PATH", str(folder))
     return folder
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 64 KiB filesystem (tmpfs), to see ENOSPC rather than a simulated limit; needs root."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

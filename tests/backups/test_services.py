@@ -166,6 +166,14 @@ class TestBackupRefusals:
         assert backup_dirs(folders.BACKUPS_PATH) == []
 
 
+    def test_a_really_full_disk_fails_cleanly(self, archive, folders, tiny_disk):
+        (folders.ATTACHMENTS_PATH / "big.bin").write_bytes(os.urandom(100_000))
+        folders.BACKUPS_PATH = tiny_disk
+        with pytest.raises(BackupSpaceError, match=f"The disk holding {tiny_disk}/.* is full; nothing was replaced"):
+            services.create_backup()
+        assert backup_dirs(tiny_disk) == []
+
+
 class TestRestoreTest:
     def test_a_corrupted_dump_fails_with_the_reason(self, archive, folders):
         name = services.create_backup()["backup"]
@@ -233,6 +241,14 @@ class TestRestoreTest:
     def test_an_unknown_backup_name_is_refused(self, archive, folders):
         assert "not a backup name" in failed_checks(services.run_restore_test("../etc"))["backup"]
         assert "no backup named" in failed_checks(services.run_restore_test("20200101T000000Z"))["backup"]
+
+    def test_no_room_for_the_scratch_copy_fails_with_the_reason(self, archive, folders, tiny_disk):
+        MessageFactory.create_batch(50, body_text="x" * 2000)  # a database bigger than the tiny disk
+        services.create_backup()
+        folders.DATA_DIR = tiny_disk
+        detail = failed_checks(services.run_restore_test())["restore"]
+        assert detail.startswith(f"The disk holding {tiny_disk}/") and detail.endswith(" is full; nothing was replaced.")
+        assert list(tiny_disk.iterdir()) == []
 
     def test_a_backup_from_a_newer_schema_fails_the_schema_check(self, archive, folders):
         name = services.create_backup()["backup"]
@@ -346,6 +362,17 @@ class TestRestore:
             services.restore_backup(name, yes=True)
         assert Message.objects.filter(pk=late.pk).exists()
         assert not (folders.ATTACHMENTS_PATH / "cd" / "three.jpg").exists()
+
+    def test_attachments_that_do_not_fit_a_real_disk_are_refused_before_the_database_is_replaced(
+            self, archive, folders, tiny_disk):
+        (folders.ATTACHMENTS_PATH / "big.bin").write_bytes(os.urandom(100_000))
+        name = services.create_backup()["backup"]
+        folders.ATTACHMENTS_PATH = tiny_disk
+        late = MessageFactory()
+        with pytest.raises(BackupSpaceError, match=r"needs 107400 bytes but the disk holding .* has \d+ free"):
+            services.restore_backup(name, yes=True)
+        assert Message.objects.filter(pk=late.pk).exists()
+        assert list(tiny_disk.iterdir()) == []
 
     def test_an_attachments_only_restore_brings_back_files_and_keeps_newer_ones(self, archive, folders):
         name = services.create_backup(database=False)["backup"]
