@@ -1,13 +1,19 @@
 """The provider rate limiter: a per-bucket budget shared by every caller."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from rediska.providers.errors import RateLimitedError
 from rediska.ratelimit import RateLimiter
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -63,6 +69,38 @@ def test_the_budget_is_shared_by_every_limiter_of_one_bucket(backend):
     bucket = f"test:{uuid.uuid4().hex}"
     first, second = limiter(bucket=bucket, qpm=1200), limiter(bucket=bucket, qpm=1200)
     assert run(first, 20) + run(second, 10) >= 0.45
+
+
+WORKER = """
+import sys, time, django
+django.setup()
+from rediska.ratelimit import RateLimiter
+lim = RateLimiter(sys.argv[1], qpm=1200, concurrency=8, burst_factor=1.0, max_wait=30)
+print("ready", flush=True)
+sys.stdin.readline()
+stamps = []
+for _ in range(15):
+    with lim.slot():
+        stamps.append(time.time())
+print(" ".join(map(str, stamps)), flush=True)
+"""
+
+
+def test_the_budget_is_shared_across_processes(backend, settings):
+    """Worker processes (one per identity's task) draw on one budget, through the store."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "rediska.settings", "DATA_DIR": str(settings.DATA_DIR),
+           "REDIS_URL": settings.REDIS_URL or ""}
+    bucket = f"test:{uuid.uuid4().hex}"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, bucket], cwd=ROOT, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
+    for worker in workers:  # both set up before either starts: thirty requests at once
+        assert worker.stdout.readline().strip() == "ready"
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    stamps = [float(t) for worker in workers for t in worker.communicate(timeout=120)[0].split()]
+    assert len(stamps) == 30
+    assert max(stamps) - min(stamps) >= 0.45  # (30 - 20) / 20 s: one burst of twenty, then paced
 
 
 def test_buckets_do_not_share_a_budget(backend):
