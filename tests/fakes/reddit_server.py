@@ -87,6 +87,18 @@ _SCOPE_RULES = [
     (re.compile(r"^/user/[^/]+/(submitted|comments|overview)$"), "history"),
 ]
 _ID_START = int("30000000", 36)  # above every id in the recorded fixtures
+# Account settings /api/v1/me carries besides the public profile (values as recorded).
+_ME_SETTINGS = {
+    "can_create_subreddit": True, "can_edit_name": False, "force_password_reset": False, "gold_expiration": None,
+    "has_android_subscription": False, "has_external_account": False, "has_gold_subscription": False,
+    "has_ios_subscription": False, "has_paypal_subscription": False, "has_stripe_subscription": False,
+    "has_subscribed_to_premium": False, "has_visited_new_profile": False, "in_chat": True,
+    "in_redesign_beta": False, "is_sponsor": False, "new_modmail_exists": True, "pref_autoplay": True,
+    "pref_clickgadget": 0, "pref_geopopular": "", "pref_no_profanity": True, "pref_show_presence": False,
+    "pref_show_trending": False, "pref_show_twitter": False, "pref_top_karma_subreddits": False,
+    "pref_video_autoplay": True, "seen_give_award_tooltip": False, "seen_layout_switch": False,
+    "seen_premium_adblock_modal": False, "seen_redesign_modal": True, "seen_subreddit_chat_ftux": False,
+}
 
 
 def _b36(number: int) -> str:
@@ -741,7 +753,8 @@ class FakeReddit:
 
     def _me_json(self, user: _User) -> dict:
         about = self._about_json(user)["data"]
-        return dict(about, is_suspended=user.status == "suspended", suspension_expiration_utc=None,
+        about.pop("is_blocked", None), about.pop("is_friend", None)  # only about answers have them
+        return dict(about, **_ME_SETTINGS, is_suspended=user.status == "suspended", suspension_expiration_utc=None,
                     oauth_client_id=self.client_id, has_mail=False, inbox_count=0, over_18=True,
                     pref_nightmode=False, has_mod_mail=False, features={}, password_set=True, in_beta=False,
                     gold_creddits=0, coins=0, num_friends=0, linked_identities=[])

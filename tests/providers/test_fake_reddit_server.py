@@ -58,6 +58,20 @@ def test_generated_things_have_the_recorded_shapes(fake_reddit):
     assert set(recorded("TestRedditor.test_message.json", 1)["data"]) <= set(about["data"])
 
 
+def test_sent_search_me_and_token_answers_have_the_recorded_shapes(fake_reddit):
+    fake_reddit.add_thread("me", "bob", ["hello bob"])
+    fake_reddit.add_post("hiking", "carol", title="Trail buddy?", selftext="Anyone?")
+    sent = get(fake_reddit, "/message/sent").json()
+    assert keys_of(sent, "t4") == keys_of(recorded("TestInbox.test_sent.json", 1), "t4")
+    found = get(fake_reddit, "/r/hiking/search", q="buddy", restrict_sr="on").json()
+    assert keys_of(recorded("TestSubreddit.test_search.json", 1), "t3") <= keys_of(found, "t3")
+    assert set(recorded("TestInbox.test_sent.json", 2)) == set(get(fake_reddit, "/api/v1/me").json())
+    token = requests.post(f"{fake_reddit.url}/api/v1/access_token", auth=(fake_reddit.client_id, fake_reddit.client_secret),
+                          data={"grant_type": "refresh_token", "refresh_token": fake_reddit.issue_refresh_token("me")},
+                          timeout=5).json()
+    assert set(recorded("TestInbox.test_sent.json", 0)) <= set(token)
+
+
 def test_a_post_page_lists_the_post_then_its_comment_tree(fake_reddit):
     post_id = fake_reddit.add_post("hiking", "carol", title="Trail buddy?", selftext="Anyone?")
     top = fake_reddit.add_comment("dave", "hiking", "me!", post_id=post_id)
