@@ -63,6 +63,7 @@ class Budgeted:
     used: int  # how many of the inputs made it in (in full or truncated)
     total: int
     truncated: bool  # True when anything was cut or left out
+    overflowed: bool  # True when a text did not fit (as opposed to there being none)
 
 
 def within_budget(texts: Iterable[str], budget_tokens: int, *, total: int | None = None) -> Budgeted:
@@ -84,7 +85,7 @@ def within_budget(texts: Iterable[str], budget_tokens: int, *, total: int | None
         break
     if total is None:
         total = len(texts) if isinstance(texts, Sized) else len(kept)
-    return Budgeted(kept, len(kept), total, cut or len(kept) < total)
+    return Budgeted(kept, len(kept), total, cut or len(kept) < total, cut)
 
 
 def _cut(text: str, tokens: int) -> str:

@@ -173,16 +173,17 @@ def summarize_profile(account: ExternalAccount, *, job_id: int | None = None) ->
         .exclude(text_content="")
         .count()
     )
-    if not total:
+    budget = _budget() - prompts.fixed_cost(
+        prompts.profile_summary_messages(account.external_username, [], total_items=total)
+    ) - PROMPT_MARGIN_TOKENS
+    kept = prompts.within_budget(_iter_item_texts(account), budget, total=total) if total else None
+    # Blank items (only whitespace) are counted by SQL but skipped here: still an empty profile.
+    if kept is None or not (kept.texts or kept.overflowed):
         error = AgentError(
             f"{account.external_username} has no public posts or comments stored yet: fetch the profile first."
         )
         _audit_failure("agent.profile_summary", error, entity=account, provider_id=account.provider_id)
         raise error
-    budget = _budget() - prompts.fixed_cost(
-        prompts.profile_summary_messages(account.external_username, [], total_items=total)
-    ) - PROMPT_MARGIN_TOKENS
-    kept = prompts.within_budget(_iter_item_texts(account), budget, total=total)
     messages = prompts.profile_summary_messages(account.external_username, kept.texts, total_items=total)
     try:
         if not kept.texts:
@@ -292,6 +293,8 @@ def check_draftable(identity: Identity, account: ExternalAccount) -> None:
         check_can_contact(account.provider_id, account.external_username)
     except DoNotContactError as exc:
         raise DraftRefused(exc.user_message) from exc
+    if account.remote_status in (ExternalAccount.RemoteStatus.DELETED, ExternalAccount.RemoteStatus.SUSPENDED):
+        raise DraftRefused(f"{account.external_username}'s account is {account.remote_status}: no one can write to it.")
     if not identity.is_active:
         raise DraftRefused(f"The identity {identity.display_name} is deactivated.")
     if identity.provider_id != account.provider_id:

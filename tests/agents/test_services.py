@@ -163,13 +163,25 @@ def test_an_empty_profile_fails_clearly_without_calling_the_model(fake_llm):
     assert account.analysis_state == "not_analyzed"
 
 
+def test_a_profile_of_only_blank_items_is_called_empty_not_too_big(fake_llm):
+    account = ExternalAccountFactory()
+    ProfileItemFactory(account=account, text_content="  \n\t ")
+
+    with pytest.raises(AgentError) as caught:
+        services.summarize_profile(account)
+
+    assert "no public posts or comments" in caught.value.user_message
+    assert fake_llm.requests == []
+
+
 def test_non_english_items_reach_the_model_unchanged(fake_llm):
     account = ExternalAccountFactory()
-    ProfileItemFactory(account=account, text_content="Ищу попутчиков для похода в горы 山登りが好きです")
+    ProfileItemFactory(account=account, text_content="Ищу попутчиков для похода в горы 山登りが好きです 🏔️")
 
     snapshot = services.summarize_profile(account)
 
-    assert "Ищу попутчиков для похода в горы 山登りが好きです" in user_prompt(fake_llm)
+    assert "Ищу попутчиков для похода в горы 山登りが好きです 🏔️" in user_prompt(fake_llm)
+    assert "山登りが好きです 🏔️" in LLMCall.objects.get().messages[-1]["content"]
     assert "Write in English" in system_prompt(fake_llm)
     assert snapshot.pk is not None
 
@@ -359,6 +371,17 @@ def test_a_draft_for_someone_on_the_do_not_contact_list_is_refused(fake_llm):
     assert fake_llm.requests == []
     assert not Draft.objects.exists()
     assert not Job.objects.filter(job_type="agent.draft_intro").exists()
+
+
+@pytest.mark.parametrize("status", ["deleted", "suspended"])
+def test_no_draft_is_written_for_a_deleted_or_suspended_account(fake_llm, status):
+    lead = LeadPostFactory(author_account=ExternalAccountFactory(remote_status=status))
+
+    with pytest.raises(DraftRefused) as caught:
+        services.request_intro_draft(lead, IdentityFactory())
+
+    assert f"is {status}" in caught.value.user_message
+    assert fake_llm.requests == [] and not Job.objects.filter(job_type="agent.draft_intro").exists()
 
 
 def test_a_reply_suggestion_reads_the_conversation_oldest_first(fake_llm):

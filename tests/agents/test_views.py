@@ -192,6 +192,16 @@ def test_lead_panel_refuses_intros_to_someone_on_the_do_not_contact_list(auth_cl
     assert not Job.objects.filter(job_type="agent.draft_intro").exists()
 
 
+def test_lead_panel_offers_no_intro_to_a_deleted_account(auth_client, fake_llm, identity):
+    lead = LeadPostFactory(author_account=ExternalAccountFactory(remote_status="deleted"))
+
+    html = auth_client.get(reverse("agents:lead_panel", args=[lead.pk]), **HX).content.decode()
+    response = auth_client.post(reverse("agents:draft_intro", args=[lead.pk]), {"identity": identity.pk})
+
+    assert "account is deleted" in html and "Draft intro</button>" not in html
+    assert response.status_code == 409 and "account is deleted" in response.content.decode()
+
+
 def test_lead_panel_lists_drafts_escaped_with_a_link_to_edit(auth_client, fake_llm, identity):
     lead = LeadPostFactory()
     fake_llm.reply_json({"subject": "Hi", "body": f"Hello {XSS}"})
