@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages as flash
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -37,8 +36,7 @@ def conversation_list(request):
         status = 400
     else:
         status = 200
-        page = Paginator(conversation_services.filter_conversations(filters), PAGE_SIZE).get_page(
-            request.GET.get("page"))
+        page = conversation_services.conversation_page(filters, request.GET.get("page"), PAGE_SIZE)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode(), "placeholders": PLACEHOLDERS}

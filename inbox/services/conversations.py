@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Substr
@@ -19,21 +20,31 @@ SNIPPET = 160
 
 
 def filter_conversations(filters: dict) -> QuerySet:
-    """The conversation list: newest activity first, one query per page.
+    """The conversation list: newest activity first, with what each row shows, in one query.
 
     `filters` are a ConversationFilterForm's cleaned data: identity, direction
     (of the last message), needs_reply, since/until (dates of last activity),
     hidden (include locally hidden conversations).
     """
-    conversations = (
-        Conversation.objects.select_related("identity", "counterpart_account", "last_message")
-        .only("id", "subject", "last_activity_at", "deleted_at", "identity__display_name",
-              "identity__external_username", "counterpart_account__external_username",
-              "counterpart_account__remote_status", "last_message__direction", "last_message__sent_at",
-              "last_message__remote_visibility")
-        .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET))
-        .order_by("-last_activity_at", "-id")
-    )
+    return _with_details(_filtered(filters))
+
+
+def conversation_page(filters: dict, number, per_page: int) -> Page:
+    """One page of the filtered list, in three queries whatever its size or depth.
+
+    Counted and cut on the conversations table alone (joining only what a
+    filter needs), then only the page's rows are loaded with their details: a
+    deep page or the count never joins every message and account.
+    """
+    page = Paginator(_filtered(filters).values_list("pk", flat=True), per_page).get_page(number)
+    ids = list(page.object_list) if page.paginator.count else []
+    rows = {c.pk: c for c in _with_details(Conversation.objects.filter(pk__in=ids).order_by())} if ids else {}
+    page.object_list = [rows[pk] for pk in ids if pk in rows]
+    return page
+
+
+def _filtered(filters: dict) -> QuerySet:
+    conversations = Conversation.objects.order_by("-last_activity_at", "-id")
     if not filters.get("hidden"):
         conversations = conversations.filter(deleted_at__isnull=True)
     if filters.get("identity"):
@@ -49,6 +60,17 @@ def filter_conversations(filters: dict) -> QuerySet:
     if filters.get("until"):
         conversations = conversations.filter(last_activity_at__lt=_day_start(filters["until"], next_day=True))
     return conversations
+
+
+def _with_details(conversations: QuerySet) -> QuerySet:
+    return (
+        conversations.select_related("identity", "counterpart_account", "last_message")
+        .only("id", "subject", "last_activity_at", "deleted_at", "identity__display_name",
+              "identity__external_username", "counterpart_account__external_username",
+              "counterpart_account__remote_status", "last_message__direction", "last_message__sent_at",
+              "last_message__remote_visibility")
+        .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET))
+    )
 
 
 def _day_start(day, *, next_day: bool = False) -> datetime:

@@ -327,7 +327,8 @@ def _mark_deleted_counterparts(orphaned, conversations, now) -> None:
     }
     if not account_ids:
         return
-    alive = ExternalAccount.objects.filter(pk__in=account_ids).exclude(remote_status=ExternalAccount.RemoteStatus.DELETED)
+    alive = ExternalAccount.objects.filter(pk__in=account_ids).exclude(
+        remote_status=ExternalAccount.RemoteStatus.DELETED)
     gone = list(alive.values_list("pk", flat=True))
     if gone:
         ExternalAccount.objects.filter(pk__in=gone).update(

@@ -6,6 +6,7 @@ import pytest
 
 from inbox.models import Conversation
 from inbox.services.conversations import (
+    conversation_page,
     conversation_page_messages,
     filter_conversations,
     hide_conversation,
@@ -100,6 +101,22 @@ def test_the_list_loads_each_page_in_one_query(db, django_assert_num_queries):
         assert all(r.counterpart_account.external_username and r.identity.display_name and r.last_message.direction
                    for r in rows)
     assert rows[0].snippet
+
+
+def test_a_deep_page_is_cut_on_the_conversations_alone_in_three_queries(db, django_assert_num_queries):
+    made = [conversation_with("in", at=T0 - timedelta(minutes=n)).pk for n in range(30)]
+    with django_assert_num_queries(3):  # count, the page's ids, the page's rows with what they show
+        page = conversation_page({}, 2, 10)
+        rows = list(page)
+        assert all(r.counterpart_account.external_username and r.last_message.direction and r.snippet for r in rows)
+    assert [r.pk for r in rows] == made[10:20]
+    assert page.paginator.count == 30 and page.paginator.num_pages == 3
+    assert [r.pk for r in conversation_page({}, 9, 10)] == made[20:]  # past the end: the last page
+
+
+def test_an_empty_page_costs_no_row_query(db, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert list(conversation_page({"needs_reply": True}, 1, 10)) == []
 
 
 def test_a_conversation_page_loads_messages_in_order_in_one_query(db, django_assert_num_queries):
