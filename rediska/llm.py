@@ -288,9 +288,13 @@ class _HTTPClient:
                 if response.status_code >= 500 or response.status_code == 429:  # 429/503: busy or loading
                     error = LLMTransportError(f"The model server at {host} failed (HTTP {response.status_code}).")
                 elif response.status_code >= 400:
+                    reason = _server_message(text).rstrip(".")
+                    hint = (
+                        " Set LLM_CONTEXT_TOKENS to the context size the server runs with (llama-server -c)."
+                        if "context" in reason.lower() else ""
+                    )
                     error = LLMRequestError(
-                        f"The model server at {host} refused the request (HTTP {response.status_code}): "
-                        f"{_server_message(text)}"
+                        f"The model server at {host} refused the request (HTTP {response.status_code}): {reason}.{hint}"
                     )
             except httpx.TimeoutException:
                 error = LLMTransportError(f"The model server at {host} did not answer within {self.timeout:g} s.")

@@ -184,7 +184,17 @@ def test_a_refused_request_is_not_retried_and_says_why(fake_llm):
 
     assert caught.value.transient is False
     assert "exceeds the available context size" in caught.value.user_message
+    assert "LLM_CONTEXT_TOKENS" in caught.value.user_message  # what to change
     assert len(fake_llm.chat_requests) == 1
+
+
+def test_a_refused_request_about_something_else_gets_no_context_hint(fake_llm):
+    fake_llm.reply_error(404, "model not found")
+
+    with pytest.raises(LLMError) as caught:
+        chat()
+
+    assert "model not found" in caught.value.user_message and "LLM_CONTEXT_TOKENS" not in caught.value.user_message
 
 
 def test_errors_and_records_never_contain_the_api_key(fake_llm, settings, recorded):
