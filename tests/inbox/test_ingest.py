@@ -443,3 +443,20 @@ def test_an_unreadable_answer_fails_the_walk_without_touching_the_cursor(fake_re
     assert cursor.walk_pages == 0 and cursor.synced_until is None
     walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
     assert Message.objects.count() == 1
+
+
+def test_the_recorded_mod_mail_listing_is_archived_with_every_shape(fake_reddit, alice):
+    # 100 recorded messages: notices from moderators with no author, admin mail, replies in threads.
+    fake_reddit.load_fixture("TestMessage.test_attributes.json", username="alice")
+    expected = recorded_messages("TestMessage.test_attributes.json")
+
+    walk_all(alice)
+    walk_all(alice)  # twice: still one row per remote message
+
+    stored = {m.external_message_id: m for m in Message.objects.select_related("conversation__counterpart_account")}
+    assert set(stored) == set(expected) and len(stored) == Message.objects.count()
+    for ext, (root, _) in expected.items():
+        assert stored[ext].conversation.external_conversation_id == root
+    authorless = [ext for ext, (_, author) in expected.items() if author is None]
+    assert authorless and all(stored[ext].direction == "system" for ext in authorless)
+    assert all(stored[ext].body_text for ext in expected)
