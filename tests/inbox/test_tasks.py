@@ -29,6 +29,18 @@ def test_the_beat_tick_enqueues_one_sync_per_active_identity(fake_reddit, alice,
     assert sorted(result["enqueued"]) == sorted(j.pk for j in jobs)
 
 
+def test_beat_runs_the_sync_fan_out_every_two_minutes_by_default():
+    from django.conf import settings
+
+    from rediska.celery import app
+
+    app.finalize()
+    entries = [e for e in app.conf.beat_schedule.values() if e["task"] == "ingest.sync_delta"]
+    assert [e["schedule"] for e in entries] == [float(settings.SYNC_INTERVAL_SECONDS)]
+    assert not entries[0].get("args")  # no id: the tick fans out over the active identities
+    assert settings.SYNC_INTERVAL_SECONDS == 120  # the tests run with the default
+
+
 def test_a_second_tick_adds_nothing_while_the_syncs_are_under_way(fake_reddit, alice):
     tasks.sync_delta()
     tasks.sync_delta()
