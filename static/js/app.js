@@ -6,6 +6,17 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form.matches("[data-once]")) {
+      // A disabled button is left out of a plain post: keep the pressed one's name=value
+      // (e.g. action=send) in a hidden field.  htmx has read the values already.
+      var pressed = event.submitter;
+      if (!event.defaultPrevented && pressed && pressed.name) {
+        var field = form.querySelector("input[data-pressed]") || document.createElement("input");
+        field.type = "hidden";
+        field.setAttribute("data-pressed", "");
+        field.name = pressed.name;
+        field.value = pressed.value;
+        form.appendChild(field);
+      }
       form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
     }
   });
