@@ -303,6 +303,8 @@ def _check_contactable(lead: LeadPost) -> None:
         raise InvalidStatusMove("This post has no known author to contact.")
     if is_do_not_contact(author.provider_id, author.external_username):
         raise InvalidStatusMove(f"{author.external_username} is on the do-not-contact list.")
+    if author.remote_status in UNAVAILABLE:
+        raise InvalidStatusMove(f"{author.external_username} cannot be contacted. {UNAVAILABLE[author.remote_status]}")
 
 
 def promote_contacted_leads() -> int:

@@ -243,6 +243,16 @@ def test_a_do_not_contact_author_cannot_be_queued_for_contact():
     assert lead.status == "saved"
 
 
+@pytest.mark.parametrize(("status", "words"), [("suspended", "suspended"), ("deleted", "no longer exists")])
+def test_a_lead_whose_author_is_gone_cannot_be_queued_for_contact(status, words):
+    lead = LeadPostFactory(status="saved", author_account__remote_status=status)
+
+    with pytest.raises(services.InvalidStatusMove, match=words):
+        services.set_lead_status(lead, "contact_queued")
+    lead.refresh_from_db()
+    assert lead.status == "saved"
+
+
 def test_queued_leads_become_contacted_once_their_author_was_written_to():
     queued = LeadPostFactory(status="contact_queued", author_account__contact_state="contacted")
     waiting = LeadPostFactory(status="contact_queued")

@@ -216,6 +216,15 @@ def test_queueing_is_not_offered_for_a_do_not_contact_author(client_with_identit
     assert response.status_code == 400 and "do-not-contact" in response.content.decode()
 
 
+def test_queueing_is_not_offered_for_a_suspended_author(client_with_identity):
+    lead = LeadPostFactory(status="saved", author_account__remote_status="suspended")
+
+    html = client_with_identity.get(reverse("leads:list")).content.decode()
+    assert 'data-key="q"' not in html and "suspended" in html
+    detail = client_with_identity.get(reverse("leads:lead_detail", args=[lead.pk])).content.decode()
+    assert "Queue for contact" not in detail and "suspended on the provider" in detail
+
+
 # --------------------------------------------------------------------------- lead detail
 def test_lead_detail_shows_the_post_the_author_their_items_and_agent_panels(client_with_identity):
     author = ExternalAccountFactory(external_username="carol", analysis_state="analyzed",
