@@ -201,7 +201,7 @@ import json  # noqa: E402
 from identities.services import session_for  # noqa: E402
 from inbox.models import SyncCursor  # noqa: E402
 from inbox.services.ingest import check_counterparts, walk_folder  # noqa: E402
-from rediska.providers.errors import TransientError  # noqa: E402
+from rediska.providers.errors import ProviderError, TransientError  # noqa: E402
 from tests.fakes.reddit_server import FIXTURES_DIR  # noqa: E402
 
 
@@ -460,3 +460,35 @@ def test_the_recorded_mod_mail_listing_is_archived_with_every_shape(fake_reddit,
     authorless = [ext for ext, (_, author) in expected.items() if author is None]
     assert authorless and all(stored[ext].direction == "system" for ext in authorless)
     assert all(stored[ext].body_text for ext in expected)
+
+
+def _raw_listing(*bodies: bytes) -> bytes:
+    things = [
+        b'{"kind": "t4", "data": {"id": "raw%d", "name": "t4_raw%d", "author": "bob", "dest": "alice", '
+        b'"subject": "s", "body": "%s", "created_utc": 1700000000.0, "first_message_name": null, '
+        b'"parent_id": null, "replies": ""}}' % (n, n, body)
+        for n, body in enumerate(bodies)
+    ]
+    return b'{"kind": "Listing", "data": {"after": null, "children": [' + b", ".join(things) + b"]}}"
+
+
+def test_a_truncated_answer_fails_the_walk_and_the_next_run_stores_the_page(fake_reddit, alice):
+    fake_reddit.add_thread("bob", "alice", ["hi"])
+    fake_reddit.inject(r"^/message/messages", status=200, headers={"Content-Type": "application/json"},
+                       body=_raw_listing(b"first", b"second")[:150])
+    with pytest.raises(ProviderError):
+        walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    assert Message.objects.count() == 0
+    assert SyncCursor.objects.get(identity=alice, folder="inbox").walk_pages == 0
+    walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    assert Message.objects.count() == 1
+
+
+def test_invalid_utf8_on_the_wire_is_stored_replaced_with_the_rest_of_the_page(fake_reddit, alice):
+    fake_reddit.inject(r"^/message/messages", status=200, headers={"Content-Type": "application/json"},
+                       body=_raw_listing(b"bad \xff\xfe byte", "fine \U0001f44b".encode()))
+    walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
+    bodies = dict(Message.objects.values_list("external_message_id", "body_text"))
+    assert set(bodies) == {"raw0", "raw1"}
+    assert bodies["raw0"].startswith("bad ") and bodies["raw0"].endswith(" byte") and "\ufffd" in bodies["raw0"]
+    assert bodies["raw1"] == "fine \U0001f44b"
