@@ -83,6 +83,7 @@ def _model_info(result, **extra) -> dict:
         "completion_tokens": result.completion_tokens,
         "latency_ms": result.latency_ms,
         "attempts": result.attempts,
+        "params": result.params,
         **extra,
     }
 

@@ -226,6 +226,7 @@ class ChatResult:
     prompt_version: str
     attempts: int = 1
     call_ids: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)  # the sampling parameters sent
 
 
 def _api_root(url: str) -> str:
@@ -397,6 +398,7 @@ class InferenceClient(_HTTPClient):
                     prompt_version=prompt_version,
                     attempts=validation_round,
                     call_ids=call_ids,
+                    params={"temperature": temperature, "max_tokens": max_tokens},
                 )
             rec.status, rec.error = "invalid", "; ".join(errors[1])[:2000]
             call_ids += _emit(rec)

@@ -66,6 +66,7 @@ def test_it_writes_a_snapshot_with_summary_signals_risk_flags_and_model_info(fak
     assert info["prompt_version"] == prompts.PROFILE_SUMMARY_VERSION
     assert (info["prompt_tokens"], info["completion_tokens"]) == (900, 120)
     assert (info["items_used"], info["items_total"], info["truncated"]) == (1, 1, False)
+    assert info["params"] == {"temperature": 0.2, "max_tokens": 1500}
     call = LLMCall.objects.get(pk=info["call_ids"][0])
     assert call.operation == "profile_summary" and call.status == "ok"
     assert "Helvellyn" in call.messages[-1]["content"]

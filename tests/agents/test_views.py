@@ -403,6 +403,7 @@ def test_snapshot_page_lists_the_calls_that_produced_it(auth_client, fake_llm):
         assert reverse("agents:call_detail", args=[call.pk]) in html
         assert reverse("agents:call_detail", args=[call.pk]) in by_snapshot
     assert "prompt" in html.lower() and snapshot.model_info_json["prompt_version"] in html
+    assert "temperature 0.2, at most 1500 tokens out" in html
 
 
 def test_a_snapshot_made_elsewhere_without_model_info_still_renders(auth_client, db):
