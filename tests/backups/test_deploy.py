@@ -1,10 +1,16 @@
 """The deployment files, checked by parsing them (no Docker engine runs here)."""
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from django.conf import settings
+from django.db import connection
+
+from tests.backups.conftest import mysql_only
 
 ROOT = Path(settings.BASE_DIR)
 SPEC_APP_ENV = {
@@ -93,3 +99,38 @@ def test_the_image_installs_the_mysql_extra_and_the_client_tools():
     assert "FROM python:3.11-slim" in dockerfile
     assert '".[mysql]"' in dockerfile and "default-mysql-client" in dockerfile
     assert "USER rediska" in dockerfile
+
+
+def test_mysql_lets_the_app_user_create_the_scratch_databases():
+    volumes = compose()["services"]["rediska-mysql"]["volumes"]
+    assert "./mysql-init:/docker-entrypoint-initdb.d:ro" in volumes
+    assert os.access(ROOT / "mysql-init" / "grant-scratch-databases.sh", os.X_OK)
+
+
+@mysql_only
+def test_the_grant_script_allows_exactly_the_scratch_databases():
+    db = connection.settings_dict
+    env = {**os.environ, "MYSQL_HOST": db["HOST"] or "127.0.0.1", "MYSQL_TCP_PORT": str(db["PORT"] or 3306),
+           "MYSQL_DATABASE": "rediska_f_grant", "MYSQL_USER": "rediska_f_grant", "MYSQL_ROOT_PASSWORD": ""}
+
+    def as_root(sql):
+        return subprocess.run(["mysql", "--protocol=tcp", "-uroot", "-e", sql], env=env, capture_output=True, text=True)
+
+    if as_root("SELECT 1").returncode != 0:
+        pytest.skip("needs the MySQL root user without a password (as in CI)")
+    assert as_root("DROP USER IF EXISTS 'rediska_f_grant'@'%'; "
+                   "CREATE USER 'rediska_f_grant'@'%' IDENTIFIED BY 'pw-f'").returncode == 0
+    try:
+        script = subprocess.run([str(ROOT / "mysql-init" / "grant-scratch-databases.sh")], env=env,
+                                capture_output=True, text=True)
+        assert script.returncode == 0, script.stderr
+
+        def as_app(sql):
+            return subprocess.run(["mysql", "--protocol=tcp", "-urediska_f_grant", "-ppw-f", "-e", sql],
+                                  env=env, capture_output=True, text=True)
+
+        scratch = "rediska_f_grant_restoretest_0a1b2c3d"
+        assert as_app(f"CREATE DATABASE {scratch}; DROP DATABASE {scratch}").returncode == 0
+        assert "Access denied" in as_app("CREATE DATABASE rediskaXf_grant_x").stderr
+    finally:
+        as_root("DROP USER IF EXISTS 'rediska_f_grant'@'%'")
