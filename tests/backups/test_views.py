@@ -31,6 +31,14 @@ class TestBackupPage:
         assert "all checks passed" in page
 
     @pytest.mark.django_db(transaction=True)
+    def test_recent_runs_say_what_a_backup_pruned(self, auth_client, archive, folders):
+        folders.BACKUP_KEEP = 1
+        first = mysql_dump_local()["backup"]
+        mysql_dump_local()
+        page = auth_client.get(reverse("backups:list")).content.decode()
+        assert f"pruned {first}" in page
+
+    @pytest.mark.django_db(transaction=True)
     def test_a_failed_restore_test_marks_the_backup(self, auth_client, archive, folders):
         mysql_dump_local()
         name = backup_dirs(folders.BACKUPS_PATH)[0]
