@@ -134,3 +134,8 @@ def test_the_grant_script_allows_exactly_the_scratch_databases():
         assert "Access denied" in as_app("CREATE DATABASE rediskaXf_grant_x").stderr
     finally:
         as_root("DROP USER IF EXISTS 'rediska_f_grant'@'%'")
+
+
+def test_secrets_on_the_host_stay_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".env", "nginx/certs", "var", ".git"} <= ignored
