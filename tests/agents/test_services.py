@@ -2,11 +2,14 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from agents import prompts, services
 from agents.models import Draft, LLMCall, ProfileSnapshot
 from agents.services import AgentError, DraftRefused
 from inbox.models import ExternalAccount, Message
+from leads.models import ProfileItem
 from rediska.llm import LLMTransportError, LLMValidationError, add_call_listener, estimate_tokens, remove_call_listener
 from rediska.models import AuditLog, Job
 from tests.factories import (
@@ -124,6 +127,24 @@ def test_a_huge_profile_is_cut_to_the_token_budget_keeping_the_newest_items(fake
     assert info["truncated"] is True and info["items_total"] == 60
     assert 0 < info["items_used"] < 60
     assert "day 0 " in messages[-1]["content"] and "day 59 " not in messages[-1]["content"]
+
+
+def test_a_huge_profile_reads_only_the_first_page_of_items(fake_llm, settings):
+    settings.LLM_CONTEXT_TOKENS = 2000
+    account = ExternalAccountFactory()
+    first = ProfileItemFactory(account=account, item_created_at=T0)
+    ProfileItem.objects.bulk_create(
+        ProfileItem(account=account, item_type=first.item_type, external_item_id=f"bulk{i}",
+                    text_content=f"item {i} " + "some words " * 30, item_created_at=T0 - timedelta(minutes=i + 1))
+        for i in range(1000)
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        services.summarize_profile(account)
+
+    item_rows = [q["sql"] for q in queries if "profile_items" in q["sql"] and "item_created_at" in q["sql"]]
+    # One page of rows, not all 1001: the budget is full long before the page ends.
+    assert len(item_rows) == 1 and "LIMIT 100" in item_rows[0]
 
 
 def test_a_profile_longer_than_a_page_of_items_is_read_newest_first_without_gaps(fake_llm, settings):
