@@ -123,8 +123,9 @@ def build_archive(n_conversations: int, n_messages: int, rng: random.Random) -> 
         cursor.execute(
             f"UPDATE {conv} SET last_message_id = (SELECT m.id FROM {msg} m WHERE m.conversation_id = {conv}.id "
             f"ORDER BY m.sent_at DESC, m.id DESC LIMIT 1)")
-        cursor.execute(
-            f"UPDATE {conv} SET last_activity_at = (SELECT m.sent_at FROM {msg} m WHERE m.id = {conv}.last_message_id)")
+        for column, source in (("last_activity_at", "sent_at"), ("last_direction", "direction")):
+            cursor.execute(f"UPDATE {conv} SET {column} = (SELECT m.{source} FROM {msg} m "
+                           f"WHERE m.id = {conv}.last_message_id)")
     user = get_user_model().objects.create_superuser("bench", password=None)
     short = Conversation.objects.exclude(pk=conversations[0][0]).order_by("pk").values_list("pk", flat=True).first()
     return {"user": user, "identity": identities[1], "big": conversations[0][0], "short": short}

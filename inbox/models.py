@@ -86,6 +86,12 @@ class ExternalAccount(models.Model):
         return self.external_username
 
 
+class MessageDirection(models.TextChoices):
+    IN = "in", "Incoming"
+    OUT = "out", "Outgoing"
+    SYSTEM = "system", "System"
+
+
 class Conversation(models.Model):
     provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
     external_conversation_id = models.CharField(max_length=128)
@@ -101,11 +107,13 @@ class Conversation(models.Model):
     archived_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Beyond the DDL: the thread's subject, and its newest message (kept by
-    # ingest and send) so the list can show and filter by it with one join.
+    # ingest and send) so the list can show it with one join, and that
+    # message's direction so the list filters (needs reply) without any join.
     subject = models.CharField(max_length=300, null=True, blank=True)
     last_message = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
     )
+    last_direction = models.CharField(max_length=6, choices=MessageDirection.choices, null=True, blank=True)
 
     class Meta:
         db_table = "conversations"
@@ -117,16 +125,11 @@ class Conversation(models.Model):
             models.Index(fields=["counterpart_account"], name="idx_conv_counterpart"),
             models.Index(fields=["identity"], name="idx_conv_identity"),
             models.Index(fields=["last_activity_at"], name="idx_conv_last_activity"),
+            models.Index(fields=["last_direction", "last_activity_at"], name="idx_conv_direction_activity"),
         ]
 
     def __str__(self):
         return f"Conversation {self.pk} with {self.counterpart_account_id}"
-
-
-class MessageDirection(models.TextChoices):
-    IN = "in", "Incoming"
-    OUT = "out", "Outgoing"
-    SYSTEM = "system", "System"
 
 
 class Message(models.Model):

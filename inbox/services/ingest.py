@@ -190,7 +190,7 @@ def store_messages(identity: Identity, messages: Iterable[RemoteMessage], *, now
             )
             result.new_ids += ids.values()
             # Messages stored before already moved their conversation's newest message.
-            _advance_last_messages(fresh, ids, conversations, now)
+            _advance_last_messages(fresh, ids, directions, conversations, now)
         result.changed_ids += list(adopted.values())
         result.changed_ids += _mark_remote_deletions(page, existing, now)
         _mark_deleted_counterparts(orphaned, conversations, now)
@@ -336,8 +336,8 @@ def _mark_deleted_counterparts(orphaned, conversations, now) -> None:
         search.index_later("account", *gone)
 
 
-def _advance_last_messages(page, ids: dict[str, int], conversations, now) -> None:
-    """Point each conversation at its newest new message and stamp the ones that got messages.
+def _advance_last_messages(page, ids: dict[str, int], directions, conversations, now) -> None:
+    """Point each conversation at its newest new message (and its direction); stamp the ones that got messages.
 
     `updated_at` marks the conversations a walk touched (their accounts'
     contact history is recomputed at the end of the walk).
@@ -352,7 +352,7 @@ def _advance_last_messages(page, ids: dict[str, int], conversations, now) -> Non
         if conversations[conv_id].last_message_id is None or conversations[conv_id].last_activity_at is None
         or conversations[conv_id].last_activity_at < m.sent_at
     ]
-    moves = [(conversations[m.conversation_external_id].pk, ids[m.external_id], m.sent_at)
+    moves = [(conversations[m.conversation_external_id].pk, ids[m.external_id], m.sent_at, directions[m.external_id])
              for m in candidates if m.external_id in ids]
     touched = {conversations[m.conversation_external_id].pk for m in page}
     ops = connection.ops
@@ -360,22 +360,24 @@ def _advance_last_messages(page, ids: dict[str, int], conversations, now) -> Non
     # Raw SQL: the ORM takes longer to build a CASE over a page of conversations
     # than the database takes to run it.  The guard is re-checked by the
     # database on the row it locks, so two walks storing one thread at once
-    # leave the newer message in place.  (last_message_id is assigned first:
-    # MySQL evaluates SET clauses left to right.)
-    message_cases = " ".join(
-        ["WHEN id = %s AND (last_activity_at IS NULL OR last_activity_at < %s OR last_message_id IS NULL) THEN %s"]
-        * len(moves))
+    # leave the newer message in place.  (The columns the guard reads are
+    # assigned last: MySQL evaluates SET clauses left to right.)
+    guard = "WHEN id = %s AND (last_activity_at IS NULL OR last_activity_at < %s OR last_message_id IS NULL) THEN %s"
+    message_cases = " ".join([guard] * len(moves))
     activity_cases = " ".join(["WHEN id = %s AND (last_activity_at IS NULL OR last_activity_at < %s) THEN %s"]
                               * len(moves))
     params = []
-    for pk, mid, at in moves:
+    for pk, _, at, direction in moves:
+        params += [pk, ops.adapt_datetimefield_value(at), direction]
+    for pk, mid, at, _ in moves:
         params += [pk, ops.adapt_datetimefield_value(at), mid]
-    for pk, _, at in moves:
+    for pk, _, at, _ in moves:
         params += [pk, ops.adapt_datetimefield_value(at), ops.adapt_datetimefield_value(at)]
-    pks = sorted(touched | {pk for pk, _, _ in moves})
+    pks = sorted(touched | {move[0] for move in moves})
     sets = "updated_at = %s"
     if moves:
-        sets = (f"last_message_id = CASE {message_cases} ELSE last_message_id END, "
+        sets = (f"last_direction = CASE {message_cases} ELSE last_direction END, "
+                f"last_message_id = CASE {message_cases} ELSE last_message_id END, "
                 f"last_activity_at = CASE {activity_cases} ELSE last_activity_at END, " + sets)
     with connection.cursor() as cursor:
         cursor.execute(

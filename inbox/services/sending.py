@@ -221,5 +221,5 @@ def _store_sent(identity, conversation, to, subject, body, sent: SentMessage, ke
         message = Message.objects.create(provider_id=identity.provider_id, **fields)
     Conversation.objects.filter(pk=message.conversation_id).filter(
         Q(last_activity_at__isnull=True) | Q(last_activity_at__lte=message.sent_at) | Q(last_message__isnull=True)
-    ).update(last_message=message, last_activity_at=message.sent_at, updated_at=now)
+    ).update(last_message=message, last_direction=message.direction, last_activity_at=message.sent_at, updated_at=now)
     return message

@@ -25,7 +25,7 @@ def conversation_with(last_direction, *, identity=None, at=T0, **kw):
     conversation = ConversationFactory(last_activity_at=at, **extra, **kw)
     message = MessageFactory(conversation=conversation, provider=conversation.provider, direction=last_direction,
                              sent_at=at)
-    Conversation.objects.filter(pk=conversation.pk).update(last_message=message)
+    Conversation.objects.filter(pk=conversation.pk).update(last_message=message, last_direction=message.direction)
     return conversation
 
 

@@ -56,6 +56,7 @@ def test_the_conversation_points_at_its_newest_message(me):
     conversation = Conversation.objects.get()
     assert conversation.last_message.external_message_id == "a3"
     assert conversation.last_activity_at == T0 + timedelta(minutes=9)
+    assert conversation.last_direction == "in"  # a3 came from bob: the list filters on it without a join
 
 
 def test_an_older_page_never_moves_the_newest_message_back(me):
@@ -63,6 +64,7 @@ def test_an_older_page_never_moves_the_newest_message_back(me):
     store_messages(me, thread()[:2])
     conversation = Conversation.objects.get()
     assert conversation.last_message.external_message_id == "a3"
+    assert conversation.last_direction == "in"  # not a2's "out"
     assert conversation.messages.count() == 3
 
 

@@ -43,7 +43,7 @@ def test_a_reply_goes_out_as_the_conversation_identity_and_is_stored_at_once(fak
     assert message.external_message_id == remote["id"]
     assert (message.direction, message.identity, message.conversation) == ("out", alice, conversation)
     conversation.refresh_from_db()
-    assert conversation.last_message == message
+    assert conversation.last_message == message and conversation.last_direction == "out"
 
 
 def test_a_reply_marks_the_counterpart_contacted(fake_reddit, alice, conversation):

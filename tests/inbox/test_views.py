@@ -40,7 +40,7 @@ def make_conversations(identity, count, *, per=1):
         for i in range(per):
             last = MessageFactory(conversation=conversation, provider=identity.provider, direction="in",
                                   sent_at=T0 - timedelta(minutes=n, seconds=per - i))
-        Conversation.objects.filter(pk=conversation.pk).update(last_message=last)
+        Conversation.objects.filter(pk=conversation.pk).update(last_message=last, last_direction=last.direction)
 
 
 # --- list ---------------------------------------------------------------------------------
