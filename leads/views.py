@@ -99,8 +99,10 @@ def lead_list(request):
     elif _is_default_view(request):
         services.visit_watches(Watch.objects.all())
     context = {"form": form, "page": page, "rows": rows, "dnc": dnc, "query": _query_without_page(request)}
-    template = "leads/_table.html" if request.htmx and not request.htmx.boosted else "leads/list.html"
-    return render(request, template, context)
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "leads/_table.html", context)
+    context["paused"] = list(Watch.objects.filter(paused_reason__isnull=False))
+    return render(request, "leads/list.html", context)
 
 
 def _query_without_page(request) -> str:

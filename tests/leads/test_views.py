@@ -400,6 +400,8 @@ def test_a_paused_watch_shows_its_reason_and_can_be_resumed(client_with_identity
 
     html = client_with_identity.get(reverse("leads:watches")).content.decode()
     assert "hiking is private." in html and "Resume" in html
+    listing = client_with_identity.get(reverse("leads:list")).content.decode()
+    assert "The watch hiking is paused" in listing and "hiking is private." in listing
 
     client_with_identity.post(reverse("leads:watch_resume", args=[watch.pk]))
     watch.refresh_from_db()
