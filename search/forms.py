@@ -42,7 +42,7 @@ class SearchForm(forms.Form):
                 "hx-target": "#search-results",
                 "hx-push-url": "true",
                 "hx-include": "closest form",
-                "hx-sync": "closest form:replace",
+                "hx-sync": "closest form:queue last",  # not replace: htmx logs every aborted request as a console error
             }
         )
 
