@@ -39,6 +39,9 @@ ACKNOWLEDGE_ACTION = "maintenance.acknowledge"
 FULL, ATTACHMENTS_ONLY = "full", "attachments"
 # A running job touched this recently means a worker is busy with it.
 BUSY_WINDOW = timedelta(minutes=10)
+# Backups and restore tests queue behind a running one (a click during the nightly
+# run is not a failure); a restore never waits.
+LOCK_WAIT_SECONDS = 30 * 60
 DUMP_FILES = {dump.SQLITE_FILE, dump.MYSQL_FILE}
 
 
@@ -123,7 +126,7 @@ def create_backup(*, database: bool = True, job=None, keep: int | None = None) -
     try:
         target = get_target()
         target.check_writable()
-        with target.lock(exclusive=True):
+        with target.lock(exclusive=True, wait=LOCK_WAIT_SECONDS):
             stale = target.clean_partials()
             name, _, data = _write_backup(target, database=database, job=job)
             pruned = prune_backups(target, kind, keep or settings.BACKUP_KEEP)
@@ -299,7 +302,7 @@ def run_restore_test(name: str | None = None, *, job=None) -> Report:
     report = Report(name)
     try:
         target = get_target()
-        with target.lock(exclusive=False):
+        with target.lock(exclusive=False, wait=LOCK_WAIT_SECONDS):
             backup = target.get(name) if name else newest_backup(target)
             report.name = backup.name
             _progress(job, backup=backup.name, stage="checking")

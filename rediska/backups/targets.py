@@ -14,6 +14,7 @@ import fcntl
 import os
 import re
 import shutil
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,8 +56,10 @@ class BackupTarget(ABC):
         """Raise BackupError unless a new backup can be written."""
 
     @abstractmethod
-    def lock(self, *, exclusive: bool):
-        """Context manager: one backup/restore at a time; restore tests may share."""
+    def lock(self, *, exclusive: bool, wait: float = 0):
+        """Context manager: one backup/restore at a time; restore tests may share.
+
+        Waits up to `wait` seconds for a running one to finish, then refuses."""
 
     @abstractmethod
     def new_staging(self) -> tuple[str, Path]:
@@ -115,7 +118,7 @@ class LocalFolderTarget(BackupTarget):
             raise BackupError(f"BACKUPS_PATH {self.root} is not writable ({exc.strerror}).") from None
 
     @contextlib.contextmanager
-    def lock(self, *, exclusive: bool):
+    def lock(self, *, exclusive: bool, wait: float = 0):
         self._check_exists()
         try:
             fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
@@ -125,10 +128,7 @@ class LocalFolderTarget(BackupTarget):
             yield  # a read-only backup disk can still be restore-tested
             return
         try:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BackupError("Another backup, restore or restore test is running; try again later.") from None
+            _flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, wait)
             yield
         finally:
             os.close(fd)
@@ -179,6 +179,22 @@ class LocalFolderTarget(BackupTarget):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
         return sorted(removed)
+
+
+def _flock(fd: int, mode: int, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait:
+                    raise BackupError(f"Another backup, restore or restore test is still running after {wait:g} s; "
+                                      "try again later.") from None
+                raise BackupError("Another backup, restore or restore test is running; try again later.") from None
+            time.sleep(min(0.2, left))
 
 
 def _fsync_dir(path: Path) -> None:
