@@ -297,6 +297,14 @@ def test_backfill_button_starts_a_job_and_the_panel_polls_its_progress(auth_clie
     html = auth_client.get(reverse("inbox:identity_sync_panel", args=[identity.pk]),
                            HTTP_HX_REQUEST="true").content.decode()
     assert "3 pages, 300 messages, 12 new" in html
+    # The jobs page shows the same figures and keeps polling while the job runs.
+    html = auth_client.get(reverse("jobs")).content.decode()
+    assert "pages: 3" in html and "messages: 300" in html and 'hx-trigger="every 2s"' in html
+
+
+def test_the_identity_page_loads_the_sync_panel(auth_client, identity):
+    html = auth_client.get(reverse("identities:detail", args=[identity.pk])).content.decode()
+    assert f'hx-get="{reverse("inbox:identity_sync_panel", args=[identity.pk])}"' in html
 
 
 def test_sync_now_without_htmx_redirects_back(auth_client, identity):
