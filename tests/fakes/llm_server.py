@@ -24,9 +24,10 @@ import math
 import re
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from .http import LocalHTTPServer, QuietHandler
 
 
 DEFAULT_DIMS = 64
@@ -77,7 +78,7 @@ def instance_of(schema: dict):
     return None
 
 
-class FakeLLM:
+class FakeLLM(LocalHTTPServer):
     def __init__(self):
         self._dims = DEFAULT_DIMS
         self._settings = None  # the test's settings, so `dims` follows into EMBEDDINGS_DIMS
@@ -87,11 +88,7 @@ class FakeLLM:
         self._release = threading.Event()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        super().__init__(_handler_for(self))
 
     @property
     def dims(self) -> int:
@@ -134,8 +131,7 @@ class FakeLLM:
 
     def close(self):
         self._release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
     # -- answering --
     def _next(self, *, embeddings: bool = False):
@@ -188,7 +184,7 @@ class FakeLLM:
 
 
 def _handler_for(fake: FakeLLM):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -201,18 +197,7 @@ def _handler_for(fake: FakeLLM):
                 status, payload = 404, {"error": {"code": 404, "message": "File Not Found"}}
             else:
                 status, payload = fake.answer(self.path, body)
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:  # the client gave up (timeout test)
-                pass
-
-        def log_message(self, *args):
-            pass
+            self.reply(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
 
     return Handler
 

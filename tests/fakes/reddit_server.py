@@ -72,11 +72,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
+
+from .http import LocalHTTPServer, QuietHandler
 
 FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "reddit"
 DEFAULT_SCOPES = ("identity", "privatemessages", "read", "history")
@@ -210,19 +211,13 @@ class _Rule:
     seconds: float = 0.0
 
 
-class FakeReddit:
+class FakeReddit(LocalHTTPServer):
     def __init__(self):
         self._lock = threading.RLock()
         self._release = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.host = "127.0.0.1"
-        self.port = self.server.server_address[1]
-        self.url = f"http://{self.host}:{self.port}"
         self.redirect_uri = "http://testserver/identities/connect/callback"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
         self.reset()
+        super().__init__(_handler_for(self))
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self):
@@ -258,8 +253,7 @@ class FakeReddit:
 
     def close(self):
         self._release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
     # ------------------------------------------------------------------ helpers
     def _new_id(self) -> str:
@@ -1164,7 +1158,7 @@ class FakeReddit:
 
 
 def _handler_for(fake: FakeReddit):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a 50k-message backfill is hundreds of pages
 
         def _answer(self):
@@ -1172,20 +1166,9 @@ def _handler_for(fake: FakeReddit):
                 status, headers, body = fake.handle(self)
             except Exception as exc:  # a bug in the fake must show up as a 500, not a hung client
                 status, headers, body = 500, {"Content-Type": "text/plain"}, f"fake error: {exc!r}".encode()
-            try:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except OSError:  # the client gave up (timeout test)
-                self.close_connection = True
+            self.reply(status, headers, body)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
-
-        def log_message(self, *args):
-            pass
 
     return Handler
 

@@ -14,30 +14,24 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fakes.http import LocalHTTPServer, QuietHandler
 
-class FakeElastic:
+
+class FakeElastic(LocalHTTPServer):
     def __init__(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.lock = threading.Lock()
         self.reset()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(_handler_for(self))
 
     def reset(self):
         self.indices: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict, object]] = []
         self._search_replies: deque = deque()
         self._failures: deque = deque()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
     # --- control ---
     def reply_search(self, ids: list[str], scores: list[float] | None = None):
@@ -150,7 +144,7 @@ class FakeElastic:
 
 
 def _handler_for(fake: FakeElastic):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def _answer(self):
@@ -165,17 +159,10 @@ def _handler_for(fake: FakeElastic):
                     body = json.loads(text)
             status, payload = fake.handle(self.command, url.path, parse_qs(url.query), body)
             data = b"" if self.command == "HEAD" else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("X-Elastic-Product", "Elasticsearch")
-            self.send_header("Content-Type", "application/vnd.elasticsearch+json;compatible-with=8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, {"X-Elastic-Product": "Elasticsearch",
+                                "Content-Type": "application/vnd.elasticsearch+json;compatible-with=8"}, data)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
-
-        def log_message(self, *args):
-            pass
 
     return Handler
 
