@@ -100,6 +100,7 @@ def _new_page(browser, stack: Stack, *, signed_in: bool):
 @pytest.fixture
 def _page_factory(browser, stack, request):
     opened = []
+    allowed: list[str] = []  # patterns of console errors a test provokes on purpose
     log_start = len(stack.app.log_text())
 
     def open_page(*, signed_in: bool = True):
@@ -107,10 +108,11 @@ def _page_factory(browser, stack, request):
         opened.append((context, problems))
         return page
 
+    open_page.allow = allowed.append
     yield open_page
     for context, _ in opened:
         context.close()
-    problems = [p for _, pr in opened for p in pr.items]
+    problems = [p for _, pr in opened for p in pr.items if not any(re.search(a, p) for a in allowed)]
     new_log = stack.app.log_text()[log_start:]
     errors = [line for line in new_log.splitlines() if re.search(r'" 5\d\d ', line)]
     if "Traceback (most recent call last)" in new_log:
@@ -123,6 +125,12 @@ def _page_factory(browser, stack, request):
 def page(_page_factory):
     """A signed-in page on this module's app; the test fails on console errors or 5xx."""
     return _page_factory(signed_in=True)
+
+
+@pytest.fixture
+def allow_console_error(_page_factory):
+    """`allow_console_error(regex)`: a console error the test provokes on purpose (a refused request)."""
+    return _page_factory.allow
 
 
 @pytest.fixture

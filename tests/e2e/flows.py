@@ -32,3 +32,34 @@ def archive(page, identity_id: int, button: str = "Sync now"):
     expect(panel.locator("ul.plain")).to_have_count(0, timeout=ARCHIVE_TIMEOUT)  # every job finished
     expect(panel.get_by_role("alert")).to_have_count(0)
     return panel
+
+
+def browse(page, location: str):
+    """Browse a location once from the watches page and wait for its job; the leads list then holds its posts."""
+    page.goto("/leads/watches/")
+    form = page.locator("section", has=page.get_by_role("heading", name="Browse once"))
+    form.get_by_label("Location").fill(location)
+    form.get_by_role("button", name="Browse now").click()
+    expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
+    expect(page.locator("#job-detail .badge").first).to_have_text("Done", timeout=ARCHIVE_TIMEOUT)
+
+
+def set_voice(page, identity_id: int, system_prompt: str, tone: str = "", style: str = ""):
+    page.goto(f"/identities/{identity_id}")
+    page.get_by_label("Voice: system prompt").fill(system_prompt)
+    page.get_by_label("Tone").fill(tone)
+    page.get_by_label("Style").fill(style)
+    with page.expect_response(lambda r: r.url.endswith(f"/identities/{identity_id}") and r.request.method != "GET"):
+        page.get_by_role("button", name="Save").click()
+    page.reload()
+    expect(page.get_by_label("Voice: system prompt")).to_have_value(system_prompt)
+
+
+def wait_for_job_badge(page, locator, text: str = "Done"):
+    """Reload a page that does not poll until `locator` (a job's badge on it) reads `text`."""
+    for _ in range(ARCHIVE_TIMEOUT // 500):
+        if locator.count() and locator.first.inner_text().strip() == text:
+            return
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(locator.first).to_have_text(text)
