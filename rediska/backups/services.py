@@ -84,7 +84,21 @@ def _dump_database(folder: Path, budget: Budget) -> dict:
             "tables": result.tables, "migrations": last, "applied": applied}
 
 
-def _write_backup(target: BackupTarget, *, database: bool, job) -> tuple[str, Path, dict]:
+def _refuse_unexpectedly_empty(data: dict, previous: tuple[Path, dict] | None) -> None:
+    """An empty ATTACHMENTS_PATH that should hold files is usually an unmounted disk;
+    backing it up night after night would prune every good backup."""
+    root = settings.ATTACHMENTS_PATH
+    if "database" in data:
+        listed = data["database"]["tables"].get("attachments", 0)
+        if listed:
+            raise BackupError(f"ATTACHMENTS_PATH {root} is empty but the database lists {listed} attachments: "
+                              "is the attachments disk mounted? Nothing was backed up or pruned.")
+    elif previous and previous[1]:
+        raise BackupError(f"ATTACHMENTS_PATH {root} is empty but the previous backup had {len(previous[1])} files: "
+                          "is the attachments disk mounted? Nothing was backed up or pruned.")
+
+
+def _write_backup(target: BackupTarget, *, database: bool, job, safety: bool = False) -> tuple[str, Path, dict]:
     started = timezone.now()
     budget = Budget()
     name, staging = target.new_staging()
@@ -98,8 +112,10 @@ def _write_backup(target: BackupTarget, *, database: bool, job) -> tuple[str, Pa
         # Files after the dump: a row in the dump was committed after its file was written,
         # so every file the dump refers to is already there.
         _progress(job, backup=name, stage="attachments")
-        snap = snapshot.take_snapshot(settings.ATTACHMENTS_PATH, staging / snapshot.FOLDER,
-                                      _previous_snapshot(target), budget)
+        previous = _previous_snapshot(target)
+        snap = snapshot.take_snapshot(settings.ATTACHMENTS_PATH, staging / snapshot.FOLDER, previous, budget)
+        if not snap.files and not safety:  # before a restore, an empty folder is why we restore
+            _refuse_unexpectedly_empty(data, previous)
         data["attachments"] = {"folder": snapshot.FOLDER, "count": len(snap.files), "bytes": snap.bytes,
                                "copied": snap.copied, "linked": snap.linked, "copied_bytes": snap.copied_bytes,
                                "files": snap.files}
@@ -355,7 +371,7 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
     target.check_writable()
     with target.lock(exclusive=True):
         # The safety backup is not pruned: it must not push out the backup being restored.
-        safety, _, _ = _write_backup(target, database=bool(db), job=None)
+        safety, _, _ = _write_backup(target, database=bool(db), job=None, safety=True)
         attachments = Path(settings.ATTACHMENTS_PATH)
         plan = snapshot.plan_restore(data["attachments"]["files"], attachments, remove_extra=bool(db))
         snapshot.check_room(plan, attachments)

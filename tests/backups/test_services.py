@@ -159,6 +159,20 @@ class TestBackupRefusals:
         assert files_of(folders.BACKUPS_PATH) == before
         assert services.run_restore_test().ok
 
+    def test_an_empty_attachments_folder_while_the_database_lists_attachments_is_refused(self, archive, folders):
+        # An unmounted attachments disk: without this refusal, N such nights would prune every good backup.
+        earlier = services.create_backup(keep=1)["backup"]
+        shutil.rmtree(folders.ATTACHMENTS_PATH)
+        folders.ATTACHMENTS_PATH.mkdir()
+        with pytest.raises(BackupError, match=r"ATTACHMENTS_PATH .* is empty but the database lists 3 attachments"):
+            services.create_backup(keep=1)
+        with pytest.raises(BackupError, match=r"ATTACHMENTS_PATH .* is empty but the previous backup had 3 files"):
+            services.create_backup(database=False, keep=1)
+        assert backup_dirs(folders.BACKUPS_PATH) == [earlier]
+
+    def test_an_empty_archive_backs_up_fine(self, folders):
+        assert services.create_backup()["files"] == 0
+
     def test_a_failure_while_copying_files_leaves_no_half_backup(self, archive, folders):
         folders.BACKUP_MAX_BYTES = 3000  # the dump fits, the attachments do not
         with pytest.raises(BackupSpaceError):
@@ -282,6 +296,14 @@ class TestRestore:
         assert result["files_removed"] == 1 and result["files_written"] == 2
         assert result["safety_backup"] in backup_dirs(folders.BACKUPS_PATH)
         assert AuditLog.objects.filter(action_type="maintenance.restore", result="ok").count() == 1
+
+    def test_a_lost_attachments_disk_is_restored_in_full(self, archive, folders):
+        files = files_of(folders.ATTACHMENTS_PATH)
+        name = services.create_backup()["backup"]
+        shutil.rmtree(folders.ATTACHMENTS_PATH)
+        folders.ATTACHMENTS_PATH.mkdir()
+        result = services.restore_backup(name, yes=True)
+        assert files_of(folders.ATTACHMENTS_PATH) == files and result["files_written"] == 3
 
     def test_the_safety_backup_holds_the_data_that_was_replaced(self, archive, folders):
         name = services.create_backup()["backup"]
