@@ -19,18 +19,12 @@ from .ingest import PLACEHOLDERS
 SNIPPET = 160
 
 
-def filter_conversations(filters: dict) -> QuerySet:
-    """The conversation list: newest activity first, with what each row shows, in one query.
+def conversation_page(filters: dict, number, per_page: int) -> Page:
+    """One page of the conversation list (newest activity first), in three queries whatever its size or depth.
 
     `filters` are a ConversationFilterForm's cleaned data: identity, direction
     (of the last message), needs_reply, since/until (dates of last activity),
     hidden (include locally hidden conversations).
-    """
-    return _with_details(_filtered(filters))
-
-
-def conversation_page(filters: dict, number, per_page: int) -> Page:
-    """One page of the filtered list, in three queries whatever its size or depth.
 
     Counted and cut on the conversations table alone (joining only what a
     filter needs), then only the page's rows are loaded with their details: a

@@ -8,7 +8,6 @@ from inbox.models import Conversation
 from inbox.services.conversations import (
     conversation_page,
     conversation_page_messages,
-    filter_conversations,
     hide_conversation,
     hide_message,
     unhide_conversation,
@@ -29,8 +28,8 @@ def conversation_with(last_direction, *, identity=None, at=T0, **kw):
     return conversation
 
 
-def ids(queryset):
-    return [c.pk for c in queryset]
+def ids(filters):
+    return [c.pk for c in conversation_page(filters, 1, 50)]
 
 
 def test_hiding_a_conversation_is_local_audited_and_reindexed(db):
@@ -68,8 +67,8 @@ def test_the_list_shows_newest_activity_first_without_hidden_ones(db):
     new = conversation_with("out", at=T0)
     hidden = conversation_with("in", at=T0 + timedelta(days=1))
     hide_conversation(hidden)
-    assert ids(filter_conversations({})) == [new.pk, old.pk]
-    assert ids(filter_conversations({"hidden": True})) == [hidden.pk, new.pk, old.pk]
+    assert ids({}) == [new.pk, old.pk]
+    assert ids({"hidden": True}) == [hidden.pk, new.pk, old.pk]
 
 
 def test_the_list_filters_by_identity_direction_and_date(db):
@@ -77,11 +76,11 @@ def test_the_list_filters_by_identity_direction_and_date(db):
     mine = conversation_with("in", identity=me, at=T0)
     theirs = conversation_with("out", at=T0 - timedelta(days=5))
     notice = conversation_with("system", at=T0 - timedelta(days=1))
-    assert ids(filter_conversations({"identity": me})) == [mine.pk]
-    assert ids(filter_conversations({"direction": "out"})) == [theirs.pk]
-    assert ids(filter_conversations({"direction": "system"})) == [notice.pk]
-    assert ids(filter_conversations({"since": date(2026, 4, 9)})) == [mine.pk, notice.pk]
-    assert ids(filter_conversations({"until": date(2026, 4, 6)})) == [theirs.pk]
+    assert ids({"identity": me}) == [mine.pk]
+    assert ids({"direction": "out"}) == [theirs.pk]
+    assert ids({"direction": "system"}) == [notice.pk]
+    assert ids({"since": date(2026, 4, 9)}) == [mine.pk, notice.pk]
+    assert ids({"until": date(2026, 4, 6)}) == [theirs.pk]
 
 
 def test_needs_reply_means_the_last_message_came_in_from_a_person(db):
@@ -89,18 +88,8 @@ def test_needs_reply_means_the_last_message_came_in_from_a_person(db):
     conversation_with("out")
     conversation_with("system")
     gone = conversation_with("in", counterpart_account=ExternalAccountFactory(external_username="[deleted]"))
-    assert ids(filter_conversations({"needs_reply": True})) == [waiting.pk]
-    assert gone.pk not in ids(filter_conversations({"needs_reply": True}))
-
-
-def test_the_list_loads_each_page_in_one_query(db, django_assert_num_queries):
-    for n in range(30):
-        conversation_with("in", at=T0 - timedelta(minutes=n))
-    with django_assert_num_queries(1):
-        rows = list(filter_conversations({})[:25])
-        assert all(r.counterpart_account.external_username and r.identity.display_name and r.last_message.direction
-                   for r in rows)
-    assert rows[0].snippet
+    assert ids({"needs_reply": True}) == [waiting.pk]
+    assert gone.pk not in ids({"needs_reply": True})
 
 
 def test_a_deep_page_is_cut_on_the_conversations_alone_in_three_queries(db, django_assert_num_queries):
