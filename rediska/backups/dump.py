@@ -113,6 +113,14 @@ def sqlite_counts(path: Path) -> dict[str, int]:
         conn.close()
 
 
+def sqlite_attachment_rows(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT storage_key, sha256 FROM attachments").fetchall()
+    finally:
+        conn.close()
+
+
 def load_sqlite_into_live(path: Path) -> None:
     """Replace the configured SQLite database with `path`, page by page, in one step."""
     connection.ensure_connection()
@@ -268,6 +276,10 @@ def mysql_tables(database: str) -> list[str]:
 def mysql_counts(database: str) -> dict[str, int]:
     return {table: _execute(f"SELECT COUNT(*) FROM {quote_name(database)}.{quote_name(table)}")[0][0]
             for table in mysql_tables(database)}
+
+
+def mysql_attachment_rows(database: str) -> list[tuple[str, str]]:
+    return list(_execute(f"SELECT storage_key, sha256 FROM {quote_name(database)}.`attachments`"))
 
 
 @contextlib.contextmanager

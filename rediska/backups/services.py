@@ -176,6 +176,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # False: the backup is as good as the data it was taken from; a restore may go ahead.
+    blocks_restore: bool = True
 
 
 @dataclass
@@ -187,12 +189,20 @@ class Report:
     def passed(self, name: str, detail: str) -> None:
         self.checks.append(Check(name, True, detail))
 
-    def failed(self, name: str, detail: str) -> None:
-        self.checks.append(Check(name, False, detail))
+    def failed(self, name: str, detail: str, *, blocks_restore: bool = True) -> None:
+        self.checks.append(Check(name, False, detail, blocks_restore))
 
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(check.ok for check in self.checks)
+
+    @property
+    def restorable(self) -> bool:
+        return bool(self.checks) and all(check.ok or not check.blocks_restore for check in self.checks)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [c.detail for c in self.checks if not c.ok and not c.blocks_restore]
 
     def as_dict(self) -> dict:
         return {"backup": self.name, "ok": self.ok,
@@ -249,8 +259,29 @@ def _compare_counts(restored: dict[str, int], expected: dict[str, int], report: 
         report.passed("row counts", f"{sum(restored.values())} rows in {len(restored)} tables match the manifest")
 
 
-def _restore_database(backup: StoredBackup, db: dict, report: Report, *, then=None) -> None:
-    """Restore the dump into a scratch database, compare counts, then optionally `then(scratch)`."""
+def _compare_attachment_rows(rows: list[tuple[str, str]], files: dict[str, dict], report: Report) -> None:
+    """Every attachments row must have its file, with its hash, in the snapshot."""
+    missing = sorted(key for key, _ in rows if key not in files)
+    differ = sorted(key for key, sha in rows if key in files and files[key]["sha256"] != sha)
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(rows)} attachment rows have no file in the backup "
+                        f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+                        "missing from ATTACHMENTS_PATH when the backup was taken")
+    if differ:
+        problems.append(f"{len(differ)} of {len(rows)} attachment rows do not match their file's sha256 "
+                        f"({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})")
+    if problems:
+        # The live data had already lost these: restoring does not make it worse.
+        report.failed("attachment rows", "; ".join(problems), blocks_restore=False)
+    else:
+        report.passed("attachment rows", f"each of the {len(rows)} attachment rows has its file, same sha256")
+
+
+def _restore_database(backup: StoredBackup, db: dict, files: dict[str, dict], report: Report, *,
+                      then=None) -> None:
+    """Restore the dump into a scratch database, compare counts and attachment rows, then optionally
+    `then(scratch)`."""
     path = _verify_dump(backup, db, report)
     if path is None:
         return
@@ -261,7 +292,9 @@ def _restore_database(backup: StoredBackup, db: dict, report: Report, *, then=No
                 report.tables = dump.sqlite_counts(scratch)
                 report.passed("restore", f"restored into a scratch SQLite file ({len(report.tables)} tables)")
                 _compare_counts(report.tables, db.get("tables", {}), report)
-                if then is not None and report.ok:
+                if "attachments" in report.tables:
+                    _compare_attachment_rows(dump.sqlite_attachment_rows(scratch), files, report)
+                if then is not None and report.restorable:
                     then(scratch)
         elif db.get("vendor") == "mysql":
             if connection.vendor != "mysql":
@@ -272,7 +305,9 @@ def _restore_database(backup: StoredBackup, db: dict, report: Report, *, then=No
                 report.tables = dump.mysql_counts(scratch)
                 report.passed("restore", f"restored into scratch database {scratch} ({len(report.tables)} tables)")
                 _compare_counts(report.tables, db.get("tables", {}), report)
-                if then is not None and report.ok:
+                if "attachments" in report.tables:
+                    _compare_attachment_rows(dump.mysql_attachment_rows(scratch), files, report)
+                if then is not None and report.restorable:
                     then(scratch)
         else:
             report.failed("restore", f"unknown database kind {db.get('vendor')!r}")
@@ -307,7 +342,7 @@ def _check_backup(backup: StoredBackup, report: Report, *, restore_then=None) ->
         else:
             report.passed("attachments", f"{files['count']} files ({files['bytes']} bytes) match their sha256")
     if db and report.ok:
-        _restore_database(backup, db, report, then=restore_then)
+        _restore_database(backup, db, (files or {}).get("files", {}), report, then=restore_then)
     elif db:
         report.failed("restore", "not attempted: the checks above failed")
     return data
@@ -378,8 +413,8 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
         report = Report(name)
         swap = dump.load_sqlite_into_live if connection.vendor == "sqlite" else dump.swap_mysql_into_live
         _check_backup(backup, report, restore_then=swap)
-        if not report.ok:
-            failed = next(check for check in report.checks if not check.ok)
+        if not report.restorable:
+            failed = next(check for check in report.checks if not check.ok and check.blocks_restore)
             raise RestoreRefused(f"Backup {name} failed its checks ({failed.name}: {failed.detail}); "
                                  f"nothing was restored (safety backup {safety} kept).")
         files = snapshot.apply_restore(plan, backup.path / snapshot.FOLDER, data["attachments"]["files"], attachments)
@@ -392,7 +427,8 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
                   "jobs_interrupted": interrupted,
                   "migrations_pending": len(manifest.pending_migrations(db["applied"])) if db else 0,
                   # False: tokens in this backup were encrypted with another key; identities need reconnecting.
-                  "credentials_key_matches": data.get("credentials_key_id") in (None, credentials_key_id())}
+                  "credentials_key_matches": data.get("credentials_key_id") in (None, credentials_key_id()),
+                  "warnings": report.warnings}
         audit.record("maintenance.restore", request={"backup": name, "force": force}, response=result)
     return result
 

@@ -120,3 +120,15 @@ def test_restore_says_when_migrations_are_needed_only_for_a_backup_from_an_older
     manifest.write_text(json.dumps(data))
     out = run("restore", name, "--yes")
     assert "This backup is from an older schema (1 migration not applied): run `manage.py migrate` now." in out
+
+
+def test_restore_goes_ahead_but_warns_when_a_file_was_already_missing_at_backup_time(archive, folders):
+    from inbox.models import Attachment
+
+    Attachment.objects.create(storage_key="zz/gone.png", sha256="0" * 64, mime_type="image/png", size_bytes=1)
+    run("backup")
+    name = backup_dirs(folders.BACKUPS_PATH)[0]
+    MessageFactory()
+    out = run("restore", name, "--yes")
+    assert f"Restored {name}:" in out and Message.objects.count() == 4
+    assert "Warning: 1 of 4 attachment rows have no file in the backup (zz/gone.png)" in out

@@ -53,7 +53,7 @@ class TestBackup:
         assert report.ok, failed_checks(report)
         assert report.name == result["backup"]
         assert {check.name for check in report.checks} >= {"manifest", "schema", "checksum", "restore",
-                                                           "row counts", "attachments"}
+                                                           "row counts", "attachments", "attachment rows"}
 
     def test_it_writes_a_compressed_dump_with_its_sha256_a_snapshot_and_a_manifest(self, archive, folders):
         result = services.create_backup()
@@ -87,6 +87,7 @@ class TestBackup:
     def test_unchanged_files_are_hard_linked_from_the_previous_snapshot(self, archive, folders):
         first = services.create_backup()
         (folders.ATTACHMENTS_PATH / "ab" / "two.png").write_bytes(b"changed")
+        Attachment.objects.filter(storage_key="ab/two.png").update(sha256=hashlib.sha256(b"changed").hexdigest())
         write_attachment(folders.ATTACHMENTS_PATH, "ef/four.png", b"new file")
         second = services.create_backup()
         assert (second["files_copied"], second["files_linked"]) == (2, 2)
@@ -228,6 +229,24 @@ class TestRestoreTest:
         (folders.BACKUPS_PATH / name / "attachments" / "ab" / "one.png").unlink()
         report = services.run_restore_test()
         assert failed_checks(report)["attachments"] == "ab/one.png is missing"
+
+    def test_an_attachment_row_whose_file_is_not_in_the_backup_fails(self, archive, folders):
+        from inbox.models import Attachment
+
+        Attachment.objects.create(storage_key="zz/gone.png", sha256="0" * 64, mime_type="image/png", size_bytes=1)
+        services.create_backup()
+        report = services.run_restore_test()
+        assert failed_checks(report)["attachment rows"] == (
+            "1 of 4 attachment rows have no file in the backup (zz/gone.png): "
+            "missing from ATTACHMENTS_PATH when the backup was taken")
+
+    def test_an_attachment_row_whose_file_has_another_hash_fails(self, archive, folders):
+        from inbox.models import Attachment
+
+        Attachment.objects.filter(storage_key="ab/one.png").update(sha256="f" * 64)
+        services.create_backup()
+        detail = failed_checks(services.run_restore_test())["attachment rows"]
+        assert detail == "1 of 3 attachment rows do not match their file's sha256 (ab/one.png)"
 
     def test_a_missing_manifest_fails(self, archive, folders):
         name = services.create_backup()["backup"]

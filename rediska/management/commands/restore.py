@@ -22,6 +22,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Restored {result['backup']}: {result['tables']} tables, {result['rows']} rows; "
                           f"attachments: {result['files_written']} written, {result['files_unchanged']} unchanged, "
                           f"{result['files_removed']} removed.")
+        for warning in result["warnings"]:
+            self.stdout.write(f"Warning: {warning}")
         if result["jobs_interrupted"]:
             self.stdout.write(f"{result['jobs_interrupted']} job(s) pending in the backup were marked failed.")
         if not result["credentials_key_matches"]:
