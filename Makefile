@@ -30,7 +30,8 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 e2e: install
-	$(PY) -m pip install -q -e ".[$(EXTRAS),e2e]" --config-settings editable_mode=compat
+	@# The e2e extra (playwright, driving the system Chromium: no browser download), once.
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q -e ".[$(EXTRAS),e2e]" --config-settings editable_mode=compat
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 bench: install
