@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .harness import expect
+from .harness import check_page, expect
 
 ARCHIVE_TIMEOUT = 60_000  # ms: a backfill of a few hundred messages through the real worker
 
@@ -37,11 +37,13 @@ def archive(page, identity_id: int, button: str = "Sync now"):
 def browse(page, location: str):
     """Browse a location once from the watches page and wait for its job; the leads list then holds its posts."""
     page.goto("/leads/watches/")
+    check_page(page)
     form = page.locator("section", has=page.get_by_role("heading", name="Browse once"))
     form.get_by_label("Location").fill(location)
     form.get_by_role("button", name="Browse now").click()
     expect(page).to_have_url(re.compile(r"/jobs/\d+/$"))
     expect(page.locator("#job-detail .badge").first).to_have_text("Done", timeout=ARCHIVE_TIMEOUT)
+    check_page(page)
 
 
 def set_voice(page, identity_id: int, system_prompt: str, tone: str = "", style: str = ""):

@@ -91,6 +91,7 @@ def test_browse_save_a_lead_analyse_its_author_and_send_an_edited_intro_in_the_i
     body = page.get_by_label("Message")
     expect(body).to_have_value(re.compile(r"^Hi trail_bob! I live in Chamonix"))
     assert provider.sent == []
+    check_page(page, "draft")
     body.fill("Hi trail_bob! I live in Chamonix and know the quiet trails.\n\n"
               "Lac Blanc at 7 on a July Saturday? I can bring a spare map.")
     page.get_by_role("button", name="Send to trail_bob").click()
@@ -101,6 +102,12 @@ def test_browse_save_a_lead_analyse_its_author_and_send_an_edited_intro_in_the_i
         "trail_bob", "Chamonix day hikes in July",
         "Hi trail_bob! I live in Chamonix and know the quiet trails.\n\nLac Blanc at 7 on a July Saturday? "
         "I can bring a spare map.")]
+
+    # Every model call is on record.
+    page.get_by_role("link", name="Model calls").click()
+    expect(page.get_by_role("heading", name="Recorded model calls")).to_be_visible()
+    expect(page.locator("main tbody tr")).not_to_have_count(0)
+    check_page(page)
 
 
 def test_a_person_on_the_do_not_contact_list_cannot_be_messaged(page, stack, allow_console_error):
@@ -132,6 +139,9 @@ def test_a_person_on_the_do_not_contact_list_cannot_be_messaged(page, stack, all
     expect(page.get_by_role("status")).to_contain_text("pushy_pat is on the do-not-contact list.")
     expect(page.get_by_role("heading", name=re.compile("pushy_pat"))).to_contain_text("do not contact")
     expect(page.get_by_text("On the list: asked not to be messaged again.")).to_be_visible()
+    page.goto("/do-not-contact")
+    expect(page.locator("tbody tr", has_text="pushy_pat")).to_contain_text("asked not to be messaged again")
+    check_page(page)
 
     # The lead: no queueing for contact, no intro.
     page.goto(lead_url)
