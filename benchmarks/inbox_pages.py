@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -128,7 +129,7 @@ def build_archive(n_conversations: int, n_messages: int, rng: random.Random) -> 
                            f"WHERE m.id = {conv}.last_message_id)")
     user = get_user_model().objects.create_superuser("bench", password=None)
     short = Conversation.objects.exclude(pk=conversations[0][0]).order_by("pk").values_list("pk", flat=True).first()
-    return {"user": user, "identity": identities[1], "big": conversations[0][0], "short": short}
+    return {"user": user, "identity": identities[1], "big": conversations[0][0], "short": short, "per": per}
 
 
 def measure(client: Client, url: str, runs: int) -> tuple[list[float], list[float], int, int]:
@@ -189,7 +190,7 @@ def main() -> int:
             ("list, one month", f"{listing}?since={since}&until={until}", True),
             ("list, page 100", f"{listing}?page=100", True),
             (f"conversation, {BIG} messages", reverse("inbox:conversation", args=[ids["big"]]), True),
-            ("conversation, ~20 messages", reverse("inbox:conversation", args=[ids["short"]]), False),
+            (f"conversation, ~{ids['per']} messages", reverse("inbox:conversation", args=[ids["short"]]), False),
         ]
         print(f"pages ({args.runs} runs each, after 3 warm-up requests; target median < {TARGET_MS:.0f} ms):")
         for label, url, targeted in pages:
@@ -211,7 +212,7 @@ def main() -> int:
         finally:
             views.PAGE_SIZE = default
         conv_counts = {label: measure(client, reverse("inbox:conversation", args=[ids[key]]), 1)[2]
-                       for label, key in (("~20", "short"), (str(BIG), "big"))}
+                       for label, key in ((f"~{ids['per']}", "short"), (str(BIG), "big"))}
         same = len(set(counts.values())) == 1 and len(set(conv_counts.values())) == 1
         ok &= same
         print("queries:  list at page size " + ", ".join(f"{s}: {n}" for s, n in counts.items())
@@ -219,6 +220,7 @@ def main() -> int:
               + ("  constant" if same else "  NOT CONSTANT"))
     finally:
         connection.creation.destroy_test_db(db_name, verbosity=0)
+        shutil.rmtree(_data, ignore_errors=True)
     return 0 if ok else 1
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -116,6 +117,7 @@ def main() -> int:
     finally:
         fake.close()
         connection.creation.destroy_test_db(db_name, verbosity=0)
+        shutil.rmtree(_data, ignore_errors=True)
     return 0
 
 
