@@ -252,6 +252,16 @@ def test_a_hidden_message_is_folded_and_can_be_shown(auth_client, identity):
     assert message.deleted_at is None
 
 
+def test_a_hide_request_without_a_message_changes_nothing(auth_client, identity):
+    conversation = ConversationFactory(identity=identity, provider=identity.provider)
+    message = MessageFactory(conversation=conversation, provider=identity.provider)
+    response = auth_client.post(reverse("inbox:messages_hidden", args=[conversation.pk]), {"hidden": "1"},
+                                follow=True)
+    assert "Choose a message to hide or unhide." in response.content.decode()
+    message.refresh_from_db()
+    assert message.deleted_at is None
+
+
 def test_a_message_is_hidden_only_through_its_own_conversation(auth_client, identity):
     conversation = ConversationFactory(identity=identity, provider=identity.provider)
     elsewhere = MessageFactory(provider=identity.provider)
