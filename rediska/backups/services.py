@@ -136,10 +136,19 @@ def _summary(name: str, data: dict) -> dict:
             "files_linked": files["linked"]}
 
 
+def _check_folders() -> None:
+    backups, attachments = Path(settings.BACKUPS_PATH).resolve(), Path(settings.ATTACHMENTS_PATH).resolve()
+    if backups == attachments or attachments in backups.parents:
+        # Each snapshot would hold every earlier backup, growing without end.
+        raise BackupError(f"BACKUPS_PATH {settings.BACKUPS_PATH} is inside ATTACHMENTS_PATH "
+                          f"{settings.ATTACHMENTS_PATH}: put backups on their own folder (ideally another disk).")
+
+
 def create_backup(*, database: bool = True, job=None, keep: int | None = None) -> dict:
     """Write a backup (database dump + attachments snapshot, or attachments only) and prune old ones."""
     kind = FULL if database else ATTACHMENTS_ONLY
     try:
+        _check_folders()
         target = get_target()
         target.check_writable()
         with target.lock(exclusive=True, wait=LOCK_WAIT_SECONDS):
@@ -388,6 +397,7 @@ def restore_backup(name: str, *, yes: bool, force: bool = False) -> dict:
     """Replace the database and attachments with backup `name` (after a safety backup)."""
     if not yes:
         raise RestoreRefused("Refusing to restore without --yes: it replaces the database and attachments.")
+    _check_folders()  # else the restore would delete the backups as files the snapshot lacks
     target = get_target()
     backup = target.get(name)
     data = manifest.read(backup.path)

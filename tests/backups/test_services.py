@@ -139,6 +139,22 @@ class TestBackupRefusals:
         assert not folders.BACKUPS_PATH.exists()  # not silently created on the wrong disk
         assert AuditLog.objects.get(action_type="maintenance.backup").result == "error"
 
+    def test_a_backups_path_inside_the_attachments_path_is_refused(self, archive, folders):
+        # Each snapshot would otherwise hold every earlier backup, growing without end.
+        folders.BACKUPS_PATH = inside = folders.ATTACHMENTS_PATH / "backups"
+        inside.mkdir()
+        with pytest.raises(BackupError, match=r"BACKUPS_PATH .* is inside ATTACHMENTS_PATH"):
+            services.create_backup()
+        assert list(inside.iterdir()) == []
+
+    def test_a_restore_refuses_too_rather_than_delete_the_backups_as_extra_files(self, archive, folders):
+        name = services.create_backup()["backup"]
+        shutil.move(folders.BACKUPS_PATH, folders.ATTACHMENTS_PATH / "backups")
+        folders.BACKUPS_PATH = folders.ATTACHMENTS_PATH / "backups"
+        with pytest.raises(BackupError, match=r"BACKUPS_PATH .* is inside ATTACHMENTS_PATH"):
+            services.restore_backup(name, yes=True)
+        assert backup_dirs(folders.BACKUPS_PATH) == [name]
+
     def test_a_read_only_backups_path_is_refused_and_left_alone(self, archive, folders):
         folders.BACKUPS_PATH = readonly = tempfile.mkdtemp(prefix="rediska-ro-")
         try:
