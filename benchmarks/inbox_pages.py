@@ -24,36 +24,18 @@ drops) a scratch `test_<name>` database on that server.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-_data = tempfile.mkdtemp(prefix="rediska-bench-pages-")
-os.environ.update({
-    "DATA_DIR": _data, "REDISKA_IGNORE_DOTENV": "1", "CELERY_BROKER_URL": "memory://",
-    "CELERY_RESULT_BACKEND": "cache+memory://", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text",
-    "DJANGO_SETTINGS_MODULE": "rediska.settings",
-})
-for _name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH"):
-    os.environ.pop(_name, None)
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+# First: it sets the environment up and calls django.setup().
+from _django import scratch_database
+from django.conf import settings
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 TARGET_MS = 100.0
 BIG = 500
@@ -159,13 +141,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
-    if connection.vendor == "sqlite":
-        connection.settings_dict["TEST"]["NAME"] = str(Path(_data) / "bench.sqlite3")
-    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     # Not setup_test_environment(): its template instrumentation would be measured too.
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     ok = True
-    try:
+    with scratch_database():
         from django.urls import reverse
 
         from inbox import views
@@ -218,9 +197,6 @@ def main() -> int:
         print("queries:  list at page size " + ", ".join(f"{s}: {n}" for s, n in counts.items())
               + "; conversation of " + ", ".join(f"{k} messages: {n}" for k, n in conv_counts.items())
               + ("  constant" if same else "  NOT CONSTANT"))
-    finally:
-        connection.creation.destroy_test_db(db_name, verbosity=0)
-        shutil.rmtree(_data, ignore_errors=True)
     return 0 if ok else 1
 
 

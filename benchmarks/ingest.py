@@ -22,44 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-_data = tempfile.mkdtemp(prefix="rediska-bench-ingest-")
-os.environ.update({
-    "DATA_DIR": _data, "REDISKA_IGNORE_DOTENV": "1", "CELERY_BROKER_URL": "memory://",
-    "CELERY_RESULT_BACKEND": "cache+memory://", "PROVIDER_RATE_QPM_DEFAULT": "0", "LOG_LEVEL": "WARNING",
-    "LOG_FORMAT": "text", "DJANGO_SETTINGS_MODULE": "rediska.settings",
-})
-for _name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH"):
-    os.environ.pop(_name, None)
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-
-from tests.fakes.reddit_server import FakeReddit  # noqa: E402
+# First: it sets the environment up and calls django.setup().
+from _django import fake_provider, scratch_database
+from django.db import connection
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def point_at(fake: FakeReddit) -> None:
-    settings.PROVIDER_REDDIT_OAUTH_URL = settings.PROVIDER_REDDIT_BASE_URL = fake.url
-    settings.PROVIDER_REDDIT_CLIENT_ID = fake.client_id
-    settings.PROVIDER_REDDIT_CLIENT_SECRET = fake.client_secret
-    settings.PROVIDER_REDDIT_REDIRECT_URI = fake.redirect_uri
-    settings.PROVIDER_REDDIT_USER_AGENT = "rediska-bench/0.1"
 
 
 def main() -> int:
@@ -69,15 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     total = args.threads * args.per_thread
 
-    if connection.vendor == "sqlite":
-        connection.settings_dict["TEST"]["NAME"] = str(Path(_data) / "bench.sqlite3")
-    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    fake = FakeReddit()
-    # Headers and body leave in two writes: without TCP_NODELAY each answer would
-    # wait for the client's delayed ACK (~40 ms), measuring Nagle instead of us.
-    fake.server.RequestHandlerClass.disable_nagle_algorithm = True
-    try:
-        point_at(fake)
+    with scratch_database(), fake_provider() as fake:
         from identities.models import Provider
         from identities.services import connect_identity, session_for
         from inbox.models import Conversation, Message
@@ -114,10 +78,6 @@ def main() -> int:
               f"time mostly measures waiting for a CPU{'' if connection.vendor == 'sqlite' else '; excludes the database server'})")
         print(f"memory:   peak RSS {peak_rss_mb():.0f} MB (+{peak_rss_mb() - before:.0f} MB during the backfill; "
               f"the fake server's {total} messages live in the same process)")
-    finally:
-        fake.close()
-        connection.creation.destroy_test_db(db_name, verbosity=0)
-        shutil.rmtree(_data, ignore_errors=True)
     return 0
 
 

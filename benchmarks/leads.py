@@ -17,33 +17,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-_data = tempfile.mkdtemp(prefix="rediska-bench-leads-")
-os.environ.update({
-    "DATA_DIR": _data, "REDISKA_IGNORE_DOTENV": "1", "CELERY_BROKER_URL": "memory://",
-    "CELERY_RESULT_BACKEND": "cache+memory://", "PROVIDER_RATE_QPM_DEFAULT": "0", "LOG_LEVEL": "WARNING",
-    "LOG_FORMAT": "text", "DJANGO_SETTINGS_MODULE": "rediska.settings",
-})
-for _name in ("INFERENCE_URL", "EMBEDDINGS_URL", "ELASTIC_URL", "ATTACHMENTS_PATH"):
-    os.environ.pop(_name, None)
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from tests.fakes.reddit_server import FakeReddit  # noqa: E402
+# First: it sets the environment up and calls django.setup().
+from _django import fake_provider, scratch_database
+from django.db import connection
+from PIL import Image
 
 
 def png(seed: int) -> bytes:
@@ -52,32 +32,14 @@ def png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def point_at(fake: FakeReddit) -> None:
-    settings.PROVIDER_REDDIT_OAUTH_URL = settings.PROVIDER_REDDIT_BASE_URL = fake.url
-    settings.PROVIDER_REDDIT_CLIENT_ID = fake.client_id
-    settings.PROVIDER_REDDIT_CLIENT_SECRET = fake.client_secret
-    settings.PROVIDER_REDDIT_REDIRECT_URI = fake.redirect_uri
-    settings.PROVIDER_REDDIT_MEDIA_HOSTS = fake.host
-    settings.PROVIDER_REDDIT_USER_AGENT = "rediska-bench/0.1"
-    settings.ATTACHMENT_ALLOW_HTTP = True
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--profiles", type=int, default=1_000)
     args = parser.parse_args()
 
-    if connection.vendor == "sqlite":
-        connection.settings_dict["TEST"]["NAME"] = str(Path(_data) / "bench.sqlite3")
-    db_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    fake = FakeReddit()
-    # The fake answers headers and body in two writes: without TCP_NODELAY every
-    # answer waits ~40 ms for the client's delayed ACK (Nagle), which would be
-    # measured here instead of Rediska.
-    fake.server.RequestHandlerClass.disable_nagle_algorithm = True
-    try:
-        point_at(fake)
+    images = {"PROVIDER_REDDIT_MEDIA_HOSTS": "127.0.0.1", "ATTACHMENT_ALLOW_HTTP": True}
+    with scratch_database(), fake_provider(**images) as fake:
         from identities.services import connect_identity, session_for
         from inbox.models import ExternalAccount
         from leads import services
@@ -123,9 +85,6 @@ def main() -> int:
               f"-> {args.posts / browse_s:,.0f} posts/s")
         print(f"profiles: {args.profiles} profiles ({items} items, {images} images downloaded) in "
               f"{profiles_s:.2f} s -> {args.profiles / profiles_s:,.1f} profiles/s")
-    finally:
-        fake.close()
-        connection.creation.destroy_test_db(db_name, verbosity=0)
     return 0
 
 
