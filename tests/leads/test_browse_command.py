@@ -40,7 +40,7 @@ def test_it_searches_as_the_named_identity(fake_reddit, scout):
 @pytest.mark.parametrize(("args", "message"), [
     (["../inbox"], "A location is a name"),
     (["hiking", "--limit", "0"], "--limit must be between 1 and 10000."),
-    (["hiking", "--identity", "nobody"], "No single active identity is called 'nobody'."),
+    (["hiking", "--identity", "nobody"], "No identity is called 'nobody'."),
 ])
 def test_bad_input_is_one_clear_line(fake_reddit, scout, args, message):
     with pytest.raises(CommandError) as caught:

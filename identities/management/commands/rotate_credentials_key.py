@@ -9,10 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
-from tqdm import tqdm
 
 from identities.models import ProviderCredential
 from rediska import audit, crypto
+from rediska.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             rows = list(ProviderCredential.objects.select_for_update().order_by("pk"))
             plain, unreadable = {}, []
-            for row in tqdm(rows, desc="decrypt", file=self.stdout, disable=len(rows) < 50):
+            for row in progress_bar(self.stdout, rows, desc="decrypt", disable=len(rows) < 50):
                 try:
                     plain[row.pk] = crypto.decrypt(row.secret_encrypted, key=old_key, context=row.context)
                 except crypto.CredentialsKeyError:

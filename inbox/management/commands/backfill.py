@@ -7,12 +7,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from identities.commands import find_identity
 from identities.services import session_for
 from inbox.services.ingest import walk_folder
 from inbox.services.syncing import FOLDERS
 from rediska.providers.errors import ProviderError
 
-from ._common import find_identity, page_counter, progress_bar
+from ._common import page_counter, progress_bar
 
 
 class Command(BaseCommand):

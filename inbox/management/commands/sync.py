@@ -6,12 +6,13 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
+from identities.commands import find_identity
 from identities.models import Identity
 from identities.services import session_for
 from inbox.services.syncing import sync_identity
 from rediska.providers.errors import ProviderError
 
-from ._common import find_identity, page_counter, progress_bar
+from ._common import page_counter, progress_bar
 
 
 class Command(BaseCommand):

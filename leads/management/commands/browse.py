@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
-from tqdm import tqdm
 
-from identities.models import Identity
+from identities.commands import find_identity
 from identities.services import session_for
 from leads import services
 from leads.models import Watch
+from rediska.progress import progress_bar
 from rediska.providers.errors import ProviderError
 
 
@@ -30,9 +29,9 @@ class Command(BaseCommand):
             raise CommandError(f"--limit must be between 1 and {services.MAX_BROWSE_LIMIT}.")
         try:
             location, query = services.clean_location(location), services.clean_query(query)
-            chosen = self._identity(identity) if identity else services.browsing_identity()
+            chosen = find_identity(identity) if identity else services.browsing_identity()
             session = session_for(chosen)
-            with tqdm(total=limit, unit="post", file=_Unterminated(self.stdout)) as bar:
+            with progress_bar(self.stdout, total=limit, unit="post") as bar:
                 def progress(**state):
                     bar.update(state["posts"] - bar.n)
 
@@ -45,24 +44,4 @@ class Command(BaseCommand):
             f"{result.updated} updated" + (f", {len(result.skipped)} skipped" if result.skipped else "") + "."
         )
 
-    @staticmethod
-    def _identity(name: str) -> Identity:
-        found = list(Identity.objects.filter(Q(external_username__iexact=name) | Q(display_name__iexact=name),
-                                             is_active=True)[:2])
-        if len(found) != 1:
-            raise CommandError(f"No single active identity is called {name!r}." if not found
-                               else f"Several identities match {name!r}: use the username.")
-        return found[0]
 
-
-class _Unterminated:
-    """The command's stdout without the newline Django adds to every write (tqdm redraws with \\r)."""
-
-    def __init__(self, out):
-        self._out = out
-
-    def write(self, text: str) -> None:
-        self._out.write(text, ending="")
-
-    def flush(self) -> None:
-        self._out.flush()

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from rediska.llm import LLMError
+from rediska.progress import progress_bar
 from search import services
 from search.backends import BACKENDS, get_backend
 from search.backends.base import SearchError
@@ -29,7 +29,8 @@ class Command(BaseCommand):
         kinds = tuple(dict.fromkeys(kinds)) if kinds else KINDS
         total = services.count_reindex_work(kinds)
         model, _ = services.wanted_embeddings()
-        with tqdm(total=total * (2 if model else 1), file=self.stdout, unit="doc", desc="reindex", mininterval=0.5) as bar:
+        with progress_bar(self.stdout, total=total * (2 if model else 1), unit="doc", desc="reindex",
+                          mininterval=0.5) as bar:
             try:
                 result = services.reindex(backend=target, kinds=kinds, batch=batch, progress=bar.update)
             except (SearchError, LLMError) as exc:
