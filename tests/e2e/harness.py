@@ -138,8 +138,9 @@ class App:
             except subprocess.TimeoutExpired:
                 pass
         if self.process:
-            # run.sh may exit before a worker finishes its warm shutdown: no process of the group outlives a test.
-            deadline = time.monotonic() + 10
+            # run.sh may exit before the worker ends its warm shutdown (which can linger): nothing of a
+            # throwaway installation outlives its tests, and a short grace keeps the run fast.
+            deadline = time.monotonic() + 3
             while self._group_alive() and time.monotonic() < deadline:
                 time.sleep(0.2)
             if self._group_alive():
@@ -232,6 +233,37 @@ def overflowing_elements(page) -> list[str]:
         + (typeof el.className === 'string' && el.className ? '.' + el.className.trim().split(/\\s+/).join('.') : ''))""")
 
 
+_FOCUS_STATE_JS = """
+() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2) || style.boxShadow !== 'none';
+  const path = [];
+  for (let node = el; node && node !== document.body; node = node.parentElement) {
+    path.unshift(node.tagName.toLowerCase() + (node.id ? '#' + node.id : ':' + Array.from(node.parentElement.children).indexOf(node)));
+  }
+  return {path: path.join('>'), ring, what: el.tagName.toLowerCase() + ' "' + (el.textContent || el.value || el.name || '').trim().slice(0, 30) + '"'};
+}
+"""
+
+
+def tab_stops_without_focus_ring(page, limit: int = 40) -> list[str]:
+    """Walk the page with Tab from the top; the stops where the keyboard focus is not drawn."""
+    page.evaluate("() => { document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex'); }")
+    seen, bad = set(), []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        state = page.evaluate(_FOCUS_STATE_JS)
+        if state is None or state["path"] in seen:  # left the page or came round again
+            break
+        seen.add(state["path"])
+        if not state["ring"]:
+            bad.append(state["what"])
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    return bad
+
+
 def check_page(page, name: str | None = None) -> None:
     """The checks every main page passes; `name` also saves docs/screenshots/<name>.png at 1280 px."""
     page.wait_for_load_state("networkidle")
@@ -241,6 +273,8 @@ def check_page(page, name: str | None = None) -> None:
         over = horizontal_overflow(page, width)
         assert over == 0, (f"{page.url}: {over}px of sideways scrolling at {width}px wide; "
                            f"past the edge: {overflowing_elements(page)}")
+    unringed = tab_stops_without_focus_ring(page)
+    assert not unringed, f"{page.url}: keyboard focus not visible on {unringed}"
     if name:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
