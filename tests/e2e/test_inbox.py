@@ -50,10 +50,20 @@ def test_reading_a_conversation_and_replying_sends_once_even_on_a_double_click(p
     compose = [r for r in provider.requests if r.path in ("/api/comment", "/api/compose")]
     assert len(compose) == 1, f"the provider was asked to send {len(compose)} times"
 
+    # The same by keyboard alone: type in the box, Tab to Send, Enter.
+    page.get_by_label("Reply to sam_ridge").focus()
+    page.keyboard.type("See you at 8.")
+    page.keyboard.press("Tab")
+    assert focused_outline(page)["text"] == "Send"
+    page.keyboard.press("Enter")
+    expect(bodies).to_have_count(5)
+    expect(bodies.last).to_have_text("See you at 8.")
+    assert [m["body"] for m in provider.sent] == ["Yes please, and I will bring the thermos.", "See you at 8."]
+
     # Answered: the inbox no longer asks for a reply.
     page.goto("/inbox/")
     expect(row.get_by_text("needs reply")).to_have_count(0)
-    expect(row).to_contain_text("Yes please, and I will bring the thermos.")
+    expect(row).to_contain_text("See you at 8.")
 
 
 def test_a_message_deleted_remotely_shows_its_badge_after_a_sync(page, stack):
