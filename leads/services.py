@@ -407,7 +407,8 @@ def enqueue_due_watches(now: datetime | None = None) -> dict:
 
 def run_watch(watch: Watch, *, progress: Callable[..., None] | None = None,
               now: datetime | None = None) -> BrowseResult | None:
-    """Run one watch now.  Failures are counted on the watch; the N-th in a row pauses it."""
+    """Run one watch now.  Failures are counted on the watch; the N-th in a row pauses it,
+    and a location the provider calls gone (banned, private, unknown) pauses it at once."""
     now = now or timezone.now()
     watch = Watch.objects.select_related("identity").get(pk=watch.pk)
     if not watch.enabled or watch.is_paused:
@@ -420,7 +421,8 @@ def run_watch(watch: Watch, *, progress: Callable[..., None] | None = None,
                                  sort=watch.sort, query=watch.query or None, limit=watch.limit, watch=watch,
                                  progress=progress)
     except (ProviderError, LeadsError) as exc:
-        _record_watch_failure(watch, exc.user_message, now)
+        # Banned, private or unknown will not heal by retrying: pause at once, keep the allowance for blips.
+        _record_watch_failure(watch, exc.user_message, now, gone=isinstance(exc, (ForbiddenError, NotFoundError)))
         raise WatchRunError(f"Watch “{watch}” failed: {exc.user_message}") from None
     Watch.objects.filter(pk=watch.pk).update(
         last_run_at=now, next_run_at=now + timedelta(seconds=watch.interval_seconds), consecutive_failures=0,
@@ -429,14 +431,16 @@ def run_watch(watch: Watch, *, progress: Callable[..., None] | None = None,
     return result
 
 
-def _record_watch_failure(watch: Watch, reason: str, now: datetime) -> None:
+def _record_watch_failure(watch: Watch, reason: str, now: datetime, *, gone: bool = False) -> None:
     with transaction.atomic():
         current = Watch.objects.select_for_update().get(pk=watch.pk)
         current.consecutive_failures += 1
         current.last_error = reason[:500]
         current.last_run_at = now
         current.next_run_at = now + timedelta(seconds=current.interval_seconds)
-        if current.consecutive_failures >= _max_failures():
+        if gone:
+            current.paused_reason = f"Paused: the location cannot be read. {reason}"[:500]
+        elif current.consecutive_failures >= _max_failures():
             current.paused_reason = (
                 f"Paused after {current.consecutive_failures} failed runs in a row: {reason}"
             )[:500]

@@ -303,31 +303,58 @@ def test_a_watch_run_stores_hits_and_schedules_the_next_run(fake_reddit, scout):
 
 def test_a_watch_that_keeps_failing_is_paused_with_the_reason(fake_reddit, scout, settings):
     settings.WATCH_MAX_FAILURES = 3
-    fake_reddit.private_subreddit("hiking")
+    fake_reddit.add_subreddit("hiking")
+    # Three runs of two tries each (the client retries a read once on a server error).
+    fake_reddit.inject(r"^/r/hiking/new$", status=503, count=6)
     watch = services.create_watch(identity=scout, location="hiking")
 
     for attempt in range(3):
-        with pytest.raises(services.WatchRunError, match="private"):
+        with pytest.raises(services.WatchRunError, match="server error"):
             services.run_watch(watch)
         watch.refresh_from_db()
         assert watch.consecutive_failures == attempt + 1
+        assert watch.is_paused == (attempt == 2)  # a transient error uses up the allowance first
 
-    assert watch.is_paused and "Paused after 3 failed runs" in watch.paused_reason
-    assert "private" in watch.paused_reason
+    assert "Paused after 3 failed runs" in watch.paused_reason and "server error" in watch.paused_reason
     assert services.run_watch(watch) is None  # paused: not run
     assert not services.due_watches(timezone.now() + timedelta(days=1)).filter(pk=watch.pk).exists()
 
-    fake_reddit.add_subreddit("hiking", status="public")
     services.resume_watch(watch)
     services.run_watch(watch)
     watch.refresh_from_db()
     assert (watch.consecutive_failures, watch.paused_reason, watch.last_error) == (0, None, None)
 
 
+@pytest.mark.parametrize(("setup", "words"), [
+    (lambda fake: None, "does not exist"),
+    (lambda fake: fake.ban_subreddit("hiking"), "banned"),
+    (lambda fake: fake.private_subreddit("hiking"), "private"),
+])
+def test_a_watch_on_a_location_that_is_gone_is_paused_at_the_first_failure(fake_reddit, scout, settings,
+                                                                            setup, words):
+    settings.WATCH_MAX_FAILURES = 3
+    setup(fake_reddit)
+    watch = services.create_watch(identity=scout, location="hiking")
+
+    with pytest.raises(services.WatchRunError, match=words):
+        services.run_watch(watch)
+
+    watch.refresh_from_db()
+    assert watch.is_paused and watch.consecutive_failures == 1
+    assert words in watch.paused_reason and "Paused after" not in watch.paused_reason
+    assert not services.due_watches(timezone.now() + timedelta(days=1)).filter(pk=watch.pk).exists()
+    audit = AuditLog.objects.filter(action_type="watch.run").latest("id")
+    assert audit.result == "error" and audit.response_json["paused"] is True
+
+    fake_reddit.add_subreddit("hiking", status="public")
+    services.resume_watch(watch)
+    assert services.run_watch(watch) is not None
+
+
 def test_a_success_resets_the_failure_count(fake_reddit, scout):
     fake_reddit.add_post("hiking", "carol")
     watch = services.create_watch(identity=scout, location="hiking")
-    fake_reddit.inject(r"^/r/hiking/new$", status=403)
+    fake_reddit.inject(r"^/r/hiking/new$", status=500)
     with pytest.raises(services.WatchRunError):
         services.run_watch(watch)
 
