@@ -265,9 +265,22 @@ def browse_location(session: ProviderSession, *, provider_id: str, location: str
     return result
 
 
-def fetch_post(session: ProviderSession, lead: LeadPost) -> LeadPost:
-    """Refresh one post; a post deleted or removed remotely is marked, never deleted."""
-    remote = session.fetch_post(lead.external_post_id)
+def fetch_post(session: ProviderSession, lead: LeadPost, *, now: datetime | None = None) -> LeadPost:
+    """Refresh one post; a post deleted or removed remotely is marked, never deleted.
+
+    A post the provider no longer knows at all is marked deleted like an author
+    deletion (its stored text stays); transient errors propagate for a retry.
+    """
+    try:
+        remote = session.fetch_post(lead.external_post_id)
+    except NotFoundError:
+        now = now or timezone.now()
+        with transaction.atomic():
+            current = LeadPost.objects.select_for_update().get(pk=lead.pk)
+            if _apply_visibility(current, Visibility.DELETED_BY_AUTHOR, now):
+                current.save(update_fields=["remote_visibility", "remote_deleted_at", "updated_at"])
+                search.index_later("lead_post", current.pk)
+        return current
     store_posts(lead.provider_id, [remote])
     lead.refresh_from_db()
     return lead

@@ -8,7 +8,7 @@ from leads import services
 from leads.models import AccountProfile, LeadPost, ProfileItem, Watch, WatchHit
 from rediska.models import AuditLog, Job
 from rediska.providers import get_provider
-from rediska.providers.errors import ForbiddenError, NotFoundError
+from rediska.providers.errors import ForbiddenError, NotFoundError, TransientError
 from tests.factories import ExternalAccountFactory, LeadPostFactory, ProfileItemFactory, ProviderFactory
 from tests.leads.conftest import files_under, image_bytes
 
@@ -190,13 +190,26 @@ def test_fetch_post_marks_remote_removal_and_keeps_the_text(fake_reddit, session
     assert lead.remote_deleted_at == first_marked  # set once, never moved
 
 
-def test_fetch_post_of_an_unknown_post_fails_with_a_reason(fake_reddit, session):
-    lead = LeadPostFactory(external_post_id="zzzz1")
+def test_fetch_post_of_a_post_the_provider_no_longer_knows_marks_it_deleted_and_keeps_the_text(fake_reddit,
+                                                                                                session):
+    lead = LeadPostFactory(external_post_id="zzzz1", title="Buddy", body_text="Meet at the lake")
 
-    with pytest.raises(NotFoundError):
+    lead = services.fetch_post(session, lead)
+
+    assert lead.remote_visibility == "deleted_by_author" and lead.remote_deleted_at is not None
+    assert (lead.title, lead.body_text) == ("Buddy", "Meet at the lake")
+    first_marked = lead.remote_deleted_at
+    assert services.fetch_post(session, lead).remote_deleted_at == first_marked  # set once, never moved
+
+
+def test_fetch_post_with_a_transient_error_raises_and_marks_nothing(fake_reddit, session):
+    lead = LeadPostFactory(external_post_id="zzzz1")
+    fake_reddit.inject(r"^/api/info$", status=503, count=None)
+
+    with pytest.raises(TransientError):
         services.fetch_post(session, lead)
     lead.refresh_from_db()
-    assert lead.remote_visibility == "visible"
+    assert lead.remote_visibility == "visible" and lead.remote_deleted_at is None
 
 
 # --------------------------------------------------------------------------- triage

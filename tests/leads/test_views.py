@@ -252,6 +252,20 @@ def test_lead_detail_refresh_queues_a_fetch_post_job(client_with_identity):
     assert response.url == reverse("job_detail", args=[job.pk])
 
 
+def test_a_post_gone_from_the_provider_is_badged_on_the_lead_page_and_the_list(auth_client, scout, fake_reddit):
+    from leads.tasks import fetch_post
+
+    lead = LeadPostFactory(external_post_id="zzzz1", title="Buddy wanted", body_text="Alps in June")
+
+    assert fetch_post(lead.pk)["remote_visibility"] == "deleted_by_author"
+
+    assert Job.objects.get(job_type="ingest.fetch_post").status == "done"
+    page = auth_client.get(reverse("leads:lead_detail", args=[lead.pk])).content.decode()
+    assert 'class="badge badge-deleted_by_author">Deleted by author<' in page and "Alps in June" in page
+    listing = auth_client.get(reverse("leads:list")).content.decode()
+    assert 'class="badge badge-deleted_by_author">Deleted by author<' in listing
+
+
 def test_an_unknown_lead_is_a_404(client_with_identity):
     assert client_with_identity.get(reverse("leads:lead_detail", args=[999])).status_code == 404
 
