@@ -7,7 +7,9 @@ declared non-image type or oversized length is refused before reading), its
 type is sniffed with Pillow (a declared image type is not trusted), and it is
 renamed into `<sha[:2]>/<sha[2:4]>/<sha>.<ext>`: a final name only ever holds
 a complete file, and no part of the remote name reaches the disk.  One
-`attachments` row per sha256.
+`attachments` row per sha256, written only in the transaction that saves what
+references it (so a failed save leaves an unreferenced file, reused by the next
+download of the same bytes, never an unreferenced row).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import ssl
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -190,28 +193,67 @@ def _hash_lock(sha: str):
         cache.delete(key)
 
 
-def store_image(url: str, *, is_media_host: Callable[[str], bool]) -> Attachment:
-    """Download one image (or find it by hash) and return its `attachments` row.
+@contextmanager
+def hash_locks(shas: Iterable[str]):
+    """Hold the locks of several hashes (in sorted order, so two holders never wait on each other)."""
+    with ExitStack() as stack:
+        for sha in sorted(set(shas)):
+            stack.enter_context(_hash_lock(sha))
+        yield
 
-    Raises MediaError with a plain reason; on any refusal nothing is left on disk.
+
+@dataclass(frozen=True)
+class Downloaded:
+    """An image file in place under ATTACHMENTS_PATH, not yet recorded in `attachments`."""
+
+    storage_key: str
+    sha256: str
+    mime_type: str
+    size_bytes: int
+    width_px: int
+    height_px: int
+
+
+def download_image(url: str, *, is_media_host: Callable[[str], bool]) -> Downloaded:
+    """Download one image into its content-addressed file; writes no row.
+
+    Bytes already on disk are reused (the file of a known hash is only written
+    again if it went missing).  Raises MediaError with a plain reason; on any
+    refusal nothing is left on disk.
     """
     base = root()
     base.mkdir(parents=True, exist_ok=True)
     temp, sha, size = _download(url, is_media_host, base)
     try:
         mime, ext, width, height = _sniff(temp)
-        key = f"{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
         with _hash_lock(sha):
-            attachment = Attachment.objects.filter(sha256=sha).order_by("id").first()
-            final = path_of(attachment.storage_key if attachment else key)
+            known = Attachment.objects.filter(sha256=sha).order_by("id").values_list("storage_key", flat=True).first()
+            key = known or f"{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
+            final = path_of(key)
             if not final.is_file():
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp, final)
-            if attachment is None:
-                attachment = Attachment.objects.create(
-                    storage_key=key, sha256=sha, mime_type=mime, size_bytes=size,
-                    width_px=width, height_px=height, remote_visibility=Visibility.VISIBLE,
-                )
-        return attachment
+        return Downloaded(storage_key=key, sha256=sha, mime_type=mime, size_bytes=size, width_px=width,
+                          height_px=height)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def attachments_for(images: Iterable[Downloaded]) -> dict[str, int]:
+    """sha256 -> `attachments` id of these images, creating the rows of new hashes.
+
+    Call it inside the transaction that saves what references the images, holding
+    `hash_locks` of their hashes until it commits: a failed save then leaves no row
+    behind, and two writers never both create a row for one hash.
+    """
+    by_sha = {image.sha256: image for image in images}
+    ids: dict[str, int] = {}
+    for sha, pk in Attachment.objects.filter(sha256__in=list(by_sha)).order_by("id").values_list("sha256", "id"):
+        ids.setdefault(sha, pk)
+    for sha, image in by_sha.items():
+        if sha not in ids:
+            ids[sha] = Attachment.objects.create(
+                storage_key=image.storage_key, sha256=sha, mime_type=image.mime_type, size_bytes=image.size_bytes,
+                width_px=image.width_px, height_px=image.height_px, remote_visibility=Visibility.VISIBLE,
+            ).pk
+    return ids

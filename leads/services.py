@@ -578,8 +578,8 @@ def _image_key(item: RemoteProfileItem, index: int) -> str:
 
 
 def _download_images(items: list[RemoteProfileItem], account: ExternalAccount, is_media_host,
-                     skipped: list[str]) -> dict[str, tuple[RemoteProfileItem, int]]:
-    """Download the images of these items not stored yet; returns external_item_id -> (item, attachment id)."""
+                     skipped: list[str]) -> dict[str, tuple[RemoteProfileItem, media.Downloaded]]:
+    """Download the images of these items not stored yet; returns external_item_id -> (item, image file)."""
     wanted = {_image_key(item, i): (item, url) for item in items if item.visibility == Visibility.VISIBLE
               for i, url in enumerate(item.media_urls)}
     if not wanted:
@@ -592,18 +592,22 @@ def _download_images(items: list[RemoteProfileItem], account: ExternalAccount, i
         if key in have:
             continue
         try:
-            stored[key] = (item, media.store_image(url, is_media_host=is_media_host).pk)
+            stored[key] = (item, media.download_image(url, is_media_host=is_media_host))
         except media.MediaError as exc:
             skipped.append(f"{item.external_id} image: {exc.user_message}")
     return stored
 
 
 def store_profile_items(account: ExternalAccount, items: list[RemoteProfileItem],
-                        images: dict[str, tuple[RemoteProfileItem, int]], *,
+                        images: dict[str, tuple[RemoteProfileItem, media.Downloaded]], *,
                         now: datetime | None = None) -> tuple[int, int]:
-    """Upsert one page of items (and their downloaded images) in one transaction; (created, updated)."""
+    """Upsert one page of items (and their downloaded images) in one transaction; (created, updated).
+
+    The images' `attachments` rows are written in that transaction too: a failed
+    save leaves only their content-addressed files, which the next fetch reuses.
+    """
     now = now or timezone.now()
-    rows: dict[tuple[str, str], RemoteProfileItem | tuple[RemoteProfileItem, int]] = {}
+    rows: dict[tuple[str, str], RemoteProfileItem | tuple[RemoteProfileItem, media.Downloaded]] = {}
     for item in items:
         if item.external_id and len(item.external_id) <= 100 and item.item_type in ("post", "comment"):
             rows[(item.item_type, item.external_id)] = item
@@ -611,7 +615,9 @@ def store_profile_items(account: ExternalAccount, items: list[RemoteProfileItem]
         rows[(ProfileItem.ItemType.IMAGE, key)] = value
     if not rows:
         return 0, 0
-    with transaction.atomic():
+    files = [image for _, image in images.values()]
+    with media.hash_locks(image.sha256 for image in files), transaction.atomic():
+        attachment_ids = media.attachments_for(files)
         existing = {
             (row.item_type, row.external_item_id): row
             for row in ProfileItem.objects.filter(account=account, external_item_id__in=[k[1] for k in rows])
@@ -620,7 +626,8 @@ def store_profile_items(account: ExternalAccount, items: list[RemoteProfileItem]
         for (kind, external_id), value in rows.items():
             row = existing.get((kind, external_id))
             if kind == ProfileItem.ItemType.IMAGE:
-                item, attachment_id = value
+                item, image = value
+                attachment_id = attachment_ids[image.sha256]
                 if row is None:
                     fresh.append(ProfileItem(
                         account=account, item_type=kind, external_item_id=external_id,

@@ -37,3 +37,15 @@ def connect(fake_reddit, username: str, **kwargs):
 def scout(fake_reddit, db):
     """The default identity, connected: `session_for(scout)` talks to the fake server."""
     return connect(fake_reddit, "scout")
+
+
+def store_image(url: str, *, is_media_host):
+    """Download an image and record its attachment the way a profile-items page does."""
+    from django.db import transaction
+
+    from inbox.models import Attachment
+    from leads import media
+
+    image = media.download_image(url, is_media_host=is_media_host)
+    with media.hash_locks([image.sha256]), transaction.atomic():
+        return Attachment.objects.get(pk=media.attachments_for([image])[image.sha256])

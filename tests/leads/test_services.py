@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from inbox.models import Attachment, ExternalAccount
-from leads import services
+from leads import media, services
 from leads.models import AccountProfile, LeadPost, ProfileItem, Watch, WatchHit
 from rediska.models import AuditLog, Job
 from rediska.providers import get_provider
@@ -498,6 +498,37 @@ def test_profile_images_are_downloaded_once_per_hash(fake_reddit, session, attac
     image_requests = len([r for r in fake_reddit.requests if r.path.startswith("/img/")])
     services.fetch_profile_items(session, account)
     assert len([r for r in fake_reddit.requests if r.path.startswith("/img/")]) == image_requests
+
+
+def test_a_failed_page_save_leaves_no_attachment_row_and_the_next_fetch_reuses_the_file(fake_reddit, session,
+                                                                                       attachments_dir):
+    from django.db import IntegrityError
+
+    from rediska.providers.base import RemoteProfileItem
+
+    data = image_bytes(size=(6, 6))
+    url = fake_reddit.add_image("/img/a.png", data)
+    account = ExternalAccountFactory(external_username="carol")
+    services.store_profile_items(account, [RemoteProfileItem(external_id="p1", item_type="post", created_at=None,
+                                                             text="Summit")], {})
+    image = media.download_image(url, is_media_host=get_provider("reddit").is_media_host)
+    # The database refuses the page (a visibility its check constraint rejects) after the download.
+    broken = RemoteProfileItem(external_id="p1", item_type="post", created_at=None, text="Summit",
+                               visibility="bogus", media_urls=(url,))
+
+    with pytest.raises(IntegrityError):
+        services.store_profile_items(account, [broken], {"p1:img0": (broken, image)})
+
+    assert not Attachment.objects.exists() and not ProfileItem.objects.filter(item_type="image").exists()
+    assert files_under(attachments_dir) == [attachments_dir / image.storage_key]  # content-addressed, kept
+
+    fake_reddit.add_post("pics", "carol", title="Summit", image_url=url)
+    result = services.fetch_profile_items(session, account)
+
+    attachment = Attachment.objects.get()
+    assert result.images == 1 and attachment.storage_key == image.storage_key
+    assert ProfileItem.objects.get(item_type="image").attachment == attachment
+    assert files_under(attachments_dir) == [attachments_dir / image.storage_key]
 
 
 def test_refused_images_are_listed_and_the_rest_is_stored(fake_reddit, session, attachments_dir, settings):

@@ -18,7 +18,7 @@ from tests.factories import (
     LeadPostFactory,
     ProfileItemFactory,
 )
-from tests.leads.conftest import image_bytes
+from tests.leads.conftest import image_bytes, store_image
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -273,13 +273,12 @@ def test_an_unknown_lead_is_a_404(client_with_identity):
 # --------------------------------------------------------------------------- person page
 def test_the_person_page_gathers_posts_comments_images_leads_and_conversations(client_with_identity, fake_reddit,
                                                                                attachments_dir):
-    from leads import media
     from rediska.providers import get_provider
 
     account = ExternalAccountFactory(external_username="carol")
     ProfileItemFactory(account=account, item_type="post", text_content="My trip report", location="hiking")
     ProfileItemFactory(account=account, item_type="comment", text_content="Nice!", title="Other post")
-    picture = media.store_image(fake_reddit.add_image("/img/a.png", image_bytes()),
+    picture = store_image(fake_reddit.add_image("/img/a.png", image_bytes()),
                                 is_media_host=get_provider("reddit").is_media_host)
     ProfileItemFactory(account=account, item_type="image", attachment=picture, text_content=None, title="Summit")
     lead = LeadPostFactory(author_account=account, title="Buddy wanted")
@@ -352,11 +351,10 @@ def test_a_too_long_reason_is_refused_clearly(client_with_identity):
 
 def test_images_are_served_from_the_attachments_folder_only(client_with_identity, fake_reddit, attachments_dir):
     from inbox.models import Attachment
-    from leads import media
     from rediska.providers import get_provider
 
     data = image_bytes()
-    picture = media.store_image(fake_reddit.add_image("/img/a.png", data),
+    picture = store_image(fake_reddit.add_image("/img/a.png", data),
                                 is_media_host=get_provider("reddit").is_media_host)
 
     response = client_with_identity.get(reverse("leads:image", args=[picture.pk]))
