@@ -5,7 +5,7 @@ import uuid
 
 from .logging import request_id_var
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestIdMiddleware:
@@ -16,7 +16,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request.request_id)
         try:
             response = self.get_response(request)

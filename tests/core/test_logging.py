@@ -51,6 +51,12 @@ def test_an_unsafe_incoming_request_id_is_replaced(client):
     assert response["X-Request-ID"] != "bad id\nwith newline" and len(response["X-Request-ID"]) == 32
 
 
+@pytest.mark.django_db
+def test_a_request_id_ending_in_a_newline_is_replaced_not_a_500(client):
+    response = client.get("/login/", HTTP_X_REQUEST_ID="abc\n")
+    assert response.status_code == 200 and len(response["X-Request-ID"]) == 32
+
+
 class TestSecretsAreMasked:
     def test_passwords_in_urls_tokens_and_key_values(self):
         text = redact("mysql://rediska:hunter22@db:3306/x Authorization: Bearer abcdefghijkl12 "
