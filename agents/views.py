@@ -153,11 +153,11 @@ def conversation_panel(request, conversation_id: int):
     conversation = _get_conversation(conversation_id)
     fill = None
     fill_id = request.GET.get("fill", "")
-    if fill_id.isdigit():
+    if fill_id.isdecimal():  # not isdigit(): int() refuses "²"
         fill = Draft.objects.filter(
             pk=int(fill_id), conversation=conversation, status=Draft.Status.DRAFT
         ).first()
-    elif request.GET.get("after", "").isdigit():
+    elif request.GET.get("after", "").isdecimal():
         # Polling: once the job we are waiting for is done, fill the reply box with its draft.
         job = Job.objects.filter(pk=int(request.GET["after"])).first()
         if job and job.status == Job.Status.DONE:

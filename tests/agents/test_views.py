@@ -266,6 +266,15 @@ def test_use_in_reply_box_link_fills_it_and_falls_back_to_the_draft_page(auth_cl
     assert 'id="reply-body"' in filled
 
 
+def test_fill_and_after_that_are_not_ids_are_ignored(auth_client):
+    conversation = ConversationFactory()
+    url = reverse("agents:conversation_panel", args=[conversation.pk])
+
+    for query in ("fill=%C2%B2", "after=%C2%B2", "fill=abc", "after=-1"):  # "²".isdigit() is true
+        response = auth_client.get(f"{url}?{query}", **HX)
+        assert response.status_code == 200 and 'id="reply-body"' not in response.content.decode()
+
+
 def test_suggest_reply_to_someone_on_the_do_not_contact_list_is_refused(auth_client, fake_llm):
     conversation = ConversationFactory()
     DoNotContact.objects.create(provider_id=conversation.provider_id,
