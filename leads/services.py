@@ -573,6 +573,11 @@ def _item_fields(row: ProfileItem, item: RemoteProfileItem, now: datetime) -> bo
     return _apply_visibility(row, item.visibility, now) or changed
 
 
+def _storable(item: RemoteProfileItem) -> bool:
+    # Room left in the 128-character id column for an image's ":imgN" suffix.
+    return bool(item.external_id) and len(item.external_id) <= 100 and item.item_type in ("post", "comment")
+
+
 def _image_key(item: RemoteProfileItem, index: int) -> str:
     return f"{item.external_id}:img{index}"
 
@@ -580,8 +585,8 @@ def _image_key(item: RemoteProfileItem, index: int) -> str:
 def _download_images(items: list[RemoteProfileItem], account: ExternalAccount, is_media_host,
                      skipped: list[str]) -> dict[str, tuple[RemoteProfileItem, media.Downloaded]]:
     """Download the images of these items not stored yet; returns external_item_id -> (item, image file)."""
-    wanted = {_image_key(item, i): (item, url) for item in items if item.visibility == Visibility.VISIBLE
-              for i, url in enumerate(item.media_urls)}
+    wanted = {_image_key(item, i): (item, url) for item in items
+              if item.visibility == Visibility.VISIBLE and _storable(item) for i, url in enumerate(item.media_urls)}
     if not wanted:
         return {}
     have = set(ProfileItem.objects.filter(account=account, item_type=ProfileItem.ItemType.IMAGE,
@@ -609,8 +614,9 @@ def store_profile_items(account: ExternalAccount, items: list[RemoteProfileItem]
     now = now or timezone.now()
     rows: dict[tuple[str, str], RemoteProfileItem | tuple[RemoteProfileItem, media.Downloaded]] = {}
     for item in items:
-        if item.external_id and len(item.external_id) <= 100 and item.item_type in ("post", "comment"):
+        if _storable(item):
             rows[(item.item_type, item.external_id)] = item
+    images = {key: value for key, value in images.items() if _storable(value[0])}
     for key, value in images.items():
         rows[(ProfileItem.ItemType.IMAGE, key)] = value
     if not rows:

@@ -531,6 +531,20 @@ def test_a_failed_page_save_leaves_no_attachment_row_and_the_next_fetch_reuses_t
     assert files_under(attachments_dir) == [attachments_dir / image.storage_key]
 
 
+def test_an_item_with_an_overlong_id_is_skipped_with_its_images(fake_reddit, attachments_dir):
+    from rediska.providers.base import RemoteProfileItem
+
+    url = fake_reddit.add_image("/img/a.png", image_bytes())
+    image = media.download_image(url, is_media_host=get_provider("reddit").is_media_host)
+    account = ExternalAccountFactory(external_username="carol")
+    odd = RemoteProfileItem(external_id="x" * 126, item_type="post", created_at=None, text="Odd", media_urls=(url,))
+    fine = RemoteProfileItem(external_id="p1", item_type="post", created_at=None, text="Fine")
+
+    assert services.store_profile_items(account, [odd, fine], {f"{'x' * 126}:img0": (odd, image)}) == (1, 0)
+    assert list(ProfileItem.objects.values_list("external_item_id", flat=True)) == ["p1"]
+    assert not Attachment.objects.exists()
+
+
 def test_refused_images_are_listed_and_the_rest_is_stored(fake_reddit, session, attachments_dir, settings):
     settings.ATTACHMENT_MAX_BYTES = 2000
     fake_reddit.add_post("pics", "carol", title="Elsewhere", image_url="https://evil.example/x.png")
