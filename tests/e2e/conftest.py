@@ -18,7 +18,7 @@ from tests.fakes.llm_server import FakeLLM
 from tests.fakes.reddit_server import FakeReddit
 
 from .harness import (ADMIN_PASSWORD, ADMIN_USERNAME, CHROMIUM, CHROMIUM_FLAGS, VIEWPORT, App, BrowserProblems,
-                      expect, sync_playwright)
+                      drop_database, expect, sync_playwright)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -40,10 +40,13 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def _template_dir(tmp_path_factory):
+def _template(tmp_path_factory):
+    """A migrated DATA_DIR with the admin (and, on MariaDB, a template database), copied for every module."""
     path = tmp_path_factory.mktemp("e2e-template") / "data"
-    App.prepare_template(path)
-    return path
+    database = App.prepare_template(path)
+    yield path, database
+    if database:
+        drop_database(database)
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +67,11 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def stack(_template_dir, tmp_path_factory, e2e_llm):
+def stack(_template, tmp_path_factory, e2e_llm):
     provider = FakeReddit()
-    app = App.from_template(_template_dir, tmp_path_factory.mktemp("e2e-app") / "data",
+    template_dir, template_database = _template
+    app = App.from_template(template_dir, tmp_path_factory.mktemp("e2e-app") / "data",
+                            template_database=template_database,
                             provider_url=provider.url, llm_url=e2e_llm.url, llm_model=e2e_llm.model,
                             embeddings_dims=e2e_llm.dims, client_id=provider.client_id,
                             client_secret=provider.client_secret, media_host=provider.host)
@@ -76,6 +81,7 @@ def stack(_template_dir, tmp_path_factory, e2e_llm):
         yield Stack(app=app, provider=provider, llm=e2e_llm)
     finally:
         app.stop()
+        app.drop_database()
         provider.close()
 
 

@@ -18,7 +18,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -38,6 +40,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "e2e correct horse battery"
 WIDE, NARROW = 1280, 800
+# E2E_MYSQL_URL=mysql://user:pass@host:3306/prefix runs every installation on MariaDB instead of
+# SQLite, each in its own database `<prefix>_e2e_<random>` (copied from a migrated template, dropped after).
+E2E_MYSQL_URL = os.environ.get("E2E_MYSQL_URL", "")
 VIEWPORT = {"width": WIDE, "height": 800}
 START_TIMEOUT = 60.0
 
@@ -52,13 +57,14 @@ class App:
     """One Rediska installation: a DATA_DIR, a port, and the processes of `scripts/run.sh`."""
 
     def __init__(self, data_dir: Path, *, provider_url: str, llm_url: str, llm_model: str, embeddings_dims: int,
-                 client_id: str, client_secret: str, media_host: str):
+                 client_id: str, client_secret: str, media_host: str, database: str | None = None):
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.redirect_uri = f"{self.url}/identities/connect/callback"
         self.log_path = data_dir / "app.log"
         self.process: subprocess.Popen | None = None
+        self.database = database  # a MariaDB database of its own (E2E_MYSQL_URL), else SQLite in DATA_DIR
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", str(data_dir)),
@@ -94,24 +100,41 @@ class App:
             "EMBEDDINGS_DIMS": str(embeddings_dims),
             "LLM_TIMEOUT_SECONDS": "10",
         }
+        if database:
+            self.env["MYSQL_URL"] = _mysql_url(database)
 
     # -- lifecycle --
     @staticmethod
-    def prepare_template(data_dir: Path) -> None:
-        """Migrate a fresh DATA_DIR and create the admin: copied for every app, done once."""
+    def prepare_template(data_dir: Path) -> str | None:
+        """Migrate a fresh DATA_DIR (and template database) and create the admin: copied for every app, once.
+
+        Returns the template database's name when the apps run on MariaDB."""
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "REDISKA_IGNORE_DOTENV": "1",
                "DJANGO_SETTINGS_MODULE": "rediska.settings", "DATA_DIR": str(data_dir), "LOG_FORMAT": "text",
                "REDISKA_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        database = None
+        if E2E_MYSQL_URL:
+            database = _create_database()
+            env["MYSQL_URL"] = _mysql_url(database)
         for args in (["migrate", "--noinput"], ["createadmin", "--username", ADMIN_USERNAME]):
             done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
                                   text=True, timeout=300)
             if done.returncode:
                 raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return database
 
     @classmethod
-    def from_template(cls, template: Path, data_dir: Path, **kwargs) -> "App":
+    def from_template(cls, template: Path, data_dir: Path, *, template_database: str | None = None,
+                      **kwargs) -> "App":
         shutil.copytree(template, data_dir)
-        return cls(data_dir, **kwargs)
+        database = None
+        if template_database:
+            database = _create_database()
+            dump = subprocess.run(["mysqldump", *_mysql_args(), "--single-transaction", template_database],
+                                  capture_output=True, check=True, timeout=120)
+            subprocess.run(["mysql", *_mysql_args(), database], input=dump.stdout, capture_output=True, check=True,
+                           timeout=120)
+        return cls(data_dir, database=database, **kwargs)
 
     def start(self) -> "App":
         self._log = open(self.log_path, "ab")
@@ -149,6 +172,10 @@ class App:
         if getattr(self, "_log", None):
             self._log.close()
 
+    def drop_database(self) -> None:
+        if self.database:
+            drop_database(self.database)
+
     def _group_alive(self) -> bool:
         try:
             os.killpg(self.process.pid, 0)
@@ -175,6 +202,31 @@ class App:
         """Run a management command against this installation (as an operator would)."""
         return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, input=stdin,
                               capture_output=True, text=True, timeout=120)
+
+
+def _mysql_args() -> list[str]:
+    url = urlsplit(E2E_MYSQL_URL)
+    args = ["--protocol=tcp", f"-h{url.hostname or '127.0.0.1'}", f"-P{url.port or 3306}",
+            f"-u{unquote(url.username or 'root')}"]
+    return args + ([f"-p{unquote(url.password)}"] if url.password else [])
+
+
+def _mysql_url(database: str) -> str:
+    return urlsplit(E2E_MYSQL_URL)._replace(path=f"/{database}").geturl()
+
+
+def _create_database() -> str:
+    prefix = urlsplit(E2E_MYSQL_URL).path.strip("/") or "rediska"
+    name = f"{prefix}_e2e_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["mysql", *_mysql_args(), "-e",
+                    f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"],
+                   capture_output=True, check=True, timeout=60)
+    return name
+
+
+def drop_database(name: str) -> None:
+    subprocess.run(["mysql", *_mysql_args(), "-e", f"DROP DATABASE IF EXISTS `{name}`"], capture_output=True,
+                   timeout=60)
 
 
 class BrowserProblems:
@@ -241,16 +293,18 @@ _FOCUS_STATE_JS = """
   const ring = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2) || style.boxShadow !== 'none';
   const path = [];
   for (let node = el; node && node !== document.body; node = node.parentElement) {
-    path.unshift(node.tagName.toLowerCase() + (node.id ? '#' + node.id : ':' + Array.from(node.parentElement.children).indexOf(node)));
+    const place = node.id ? '#' + node.id : ':' + Array.from(node.parentElement.children).indexOf(node);
+    path.unshift(node.tagName.toLowerCase() + place);
   }
-  return {path: path.join('>'), ring, what: el.tagName.toLowerCase() + ' "' + (el.textContent || el.value || el.name || '').trim().slice(0, 30) + '"'};
+  const label = (el.textContent || el.value || el.name || '').trim().slice(0, 30);
+  return {path: path.join('>'), ring, what: el.tagName.toLowerCase() + ' "' + label + '"'};
 }
 """
 
 
 def tab_stops_without_focus_ring(page, limit: int = 40) -> list[str]:
     """Walk the page with Tab from the top; the stops where the keyboard focus is not drawn."""
-    page.evaluate("() => { document.body.tabIndex = -1; document.body.focus(); document.body.removeAttribute('tabindex'); }")
+    page.evaluate("() => { const b = document.body; b.tabIndex = -1; b.focus(); b.removeAttribute('tabindex'); }")
     seen, bad = set(), []
     for _ in range(limit):
         page.keyboard.press("Tab")

@@ -46,7 +46,8 @@ def test_reading_a_conversation_and_replying_sends_once_even_on_a_double_click(p
     expect(bodies.last).to_have_text("Yes please, and I will bring the thermos.")
     page.reload()  # anything still in flight has landed by now
     expect(bodies).to_have_count(4)
-    assert [(m["dest"], m["body"]) for m in provider.sent] == [("sam_ridge", "Yes please, and I will bring the thermos.")]
+    assert [(m["dest"], m["body"]) for m in provider.sent] == [
+        ("sam_ridge", "Yes please, and I will bring the thermos.")]
     compose = [r for r in provider.requests if r.path in ("/api/comment", "/api/compose")]
     assert len(compose) == 1, f"the provider was asked to send {len(compose)} times"
 
