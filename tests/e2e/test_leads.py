@@ -68,6 +68,8 @@ def test_browse_save_a_lead_analyse_its_author_and_send_an_edited_intro_in_the_i
     expect(panel.get_by_text("A weekend hiker in Chamonix looking for company")).to_be_visible(timeout=AGENT_TIMEOUT)
     expect(panel).to_contain_text("a hiking partner")
     expect(panel.locator(".badge").first).to_have_text("Analyzed")
+    page.reload()
+    expect(page.locator("dl.facts").first).to_contain_text("Analyzed")
     check_page(page, "person")
 
     # Draft an intro as the identity, in its voice.
