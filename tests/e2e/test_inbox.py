@@ -61,6 +61,12 @@ def test_reading_a_conversation_and_replying_sends_once_even_on_a_double_click(p
     expect(bodies.last).to_have_text("See you at 8.")
     assert [m["body"] for m in provider.sent] == ["Yes please, and I will bring the thermos.", "See you at 8."]
 
+    # The next sync brings the sent replies back from the provider: they stay single.
+    conversation_url = page.url
+    archive(page, identity_id)
+    page.goto(conversation_url)
+    expect(bodies).to_have_count(5)
+
     # Answered: the inbox no longer asks for a reply.
     page.goto("/inbox/")
     expect(row.get_by_text("needs reply")).to_have_count(0)
