@@ -137,7 +137,9 @@ def send_manual(
     key = (idempotency_key or "").strip()
     if not KEY.match(key):
         raise SendError("This form has expired: reload the page and send again.", code="stale")
-    body = body or ""
+    # Browsers submit textareas with CRLF line breaks; the provider stores LF, and
+    # the copy that later comes back through sync must match what we stored.
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
     if not body.strip():
         raise SendError("Write a message first.")
     if len(body) > MAX_BODY:

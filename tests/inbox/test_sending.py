@@ -46,6 +46,16 @@ def test_a_reply_goes_out_as_the_conversation_identity_and_is_stored_at_once(fak
     assert conversation.last_message == message and conversation.last_direction == "out"
 
 
+def test_browser_line_breaks_are_sent_and_stored_as_plain_newlines(fake_reddit, alice, conversation):
+    message = send_manual(identity=alice, body="line one\r\nline two\rthree", idempotency_key="k-crlf",
+                          conversation=conversation)
+
+    assert fake_reddit.sent[-1]["body"] == "line one\nline two\nthree"
+    assert message.body_text == "line one\nline two\nthree"
+    archive(alice)  # the synced copy is the same message, not a second one
+    assert conversation.messages.filter(body_text__startswith="line one").count() == 1
+
+
 def test_a_reply_marks_the_counterpart_contacted(fake_reddit, alice, conversation):
     message = send_manual(identity=alice, body="fine, thanks", idempotency_key="k-2", conversation=conversation)
     bob = ExternalAccount.objects.get(external_username="bob")
