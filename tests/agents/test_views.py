@@ -303,6 +303,12 @@ def test_draft_page_shows_the_draft_in_an_editable_box_escaped(auth_client, draf
     assert "Nothing is sent until you press Send." in html
 
 
+def test_draft_page_links_to_the_lead_it_was_written_for(auth_client, draft):
+    html = auth_client.get(reverse("agents:draft_detail", args=[draft.pk])).content.decode()
+
+    assert f'For the post <a href="{reverse("leads:lead_detail", args=[draft.lead_post_id])}">' in html
+
+
 def test_saving_an_edited_draft_keeps_the_new_text(auth_client, draft):
     response = auth_client.post(
         reverse("agents:draft_detail", args=[draft.pk]), {"subject": "Hello", "body": "My words", "action": "save"}
