@@ -234,6 +234,11 @@ BACKUP_MAX_BYTES = _int("BACKUP_MAX_BYTES", 0, allow_zero=True)
 ELASTIC_URL = env.str("ELASTIC_URL", default="")
 ELASTIC_INDEX = env.str("ELASTIC_INDEX", default="rediska-content")
 SEARCH_INDEX_PATH = _path("SEARCH_INDEX_PATH", DATA_DIR / "search-index.sqlite3")
+# Meaning matches less similar than this cosine are not shown (0 = the nearest are always shown);
+# what counts as "related" depends on the embeddings model, so it is a setting.
+SEARCH_MIN_SIMILARITY = _float("SEARCH_MIN_SIMILARITY", 0.0, allow_zero=True)
+if SEARCH_MIN_SIMILARITY >= 1:
+    raise ImproperlyConfigured("SEARCH_MIN_SIMILARITY must be a cosine below 1 (e.g. 0.5)")
 
 INFERENCE_URL = env.str("INFERENCE_URL", default="")
 INFERENCE_MODEL = env.str("INFERENCE_MODEL", default="local")

@@ -240,7 +240,7 @@ def _vector_hits(backend: SearchBackend, query: str, filters: Filters, notices: 
     except LLMError as exc:
         notices.append(f"Search by meaning is unavailable ({exc.user_message}); showing keyword matches only.")
         return []
-    return backend.vector(vector, filters, FUSION_DEPTH)
+    return backend.vector(vector, filters, FUSION_DEPTH, settings.SEARCH_MIN_SIMILARITY)
 
 
 def _fuse(rankings: list[list[Hit]], size: int) -> list[Hit]:

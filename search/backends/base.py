@@ -160,8 +160,11 @@ class SearchBackend(abc.ABC):
         """BM25 ranking of documents matching any of the terms."""
 
     @abc.abstractmethod
-    def vector(self, embedding: list[float], filters: Filters, size: int) -> list[Hit]:
-        """Cosine-similarity ranking of documents that have an embedding."""
+    def vector(self, embedding: list[float], filters: Filters, size: int, min_similarity: float = 0.0) -> list[Hit]:
+        """Cosine-similarity ranking of documents that have an embedding.
+
+        Documents less similar than `min_similarity` (a raw cosine, -1..1) are left out.
+        """
 
     @abc.abstractmethod
     def recent(self, filters: Filters, size: int) -> list[Hit]:

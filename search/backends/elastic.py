@@ -250,14 +250,17 @@ class ElasticBackend(SearchBackend):
         query = Q("bool", must=[Q("match", text=" ".join(query_terms))], filter=must, must_not=must_not)
         return self._hits(self._search().query(query).extra(size=size), "bm25")
 
-    def vector(self, embedding: list[float], filters: Filters, size: int) -> list[Hit]:
+    def vector(self, embedding: list[float], filters: Filters, size: int, min_similarity: float = 0.0) -> list[Hit]:
         must, must_not = filter_clauses(filters)
+        # knn's `similarity` is the raw cosine (not the (1 + cos) / 2 score), like the embedded backend's.
+        threshold = {"similarity": min_similarity} if min_similarity > 0 else {}
         search = self._search().knn(
             field="embedding",
             k=size,
             num_candidates=max(100, 4 * size),
             query_vector=[float(x) for x in embedding],
             filter=Q("bool", filter=must, must_not=must_not),
+            **threshold,
         )
         return self._hits(search.extra(size=size), "vector")
 

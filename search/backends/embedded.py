@@ -446,7 +446,7 @@ class EmbeddedBackend(SearchBackend):
             raise _translate(exc) from None
         return [Hit(_row_to_document(r), 0.0, []) for r in rows]
 
-    def vector(self, embedding: list[float], filters: Filters, size: int) -> list[Hit]:
+    def vector(self, embedding: list[float], filters: Filters, size: int, min_similarity: float = 0.0) -> list[Hit]:
         conn, gen = self._read()
         try:
             dims = int(self._meta_values(conn).get(f"g{gen}.embeddings_dims") or 0)
@@ -459,7 +459,8 @@ class EmbeddedBackend(SearchBackend):
             if cache is None or cache.dims != dims:
                 cache = _vector_caches[(self.path, gen)] = _VectorCache(dims)
             cache.refresh(conn, gen)
-            ranked = cache.search(np.asarray(embedding, dtype=np.float32), filters, size)
+            ranked = [(rid, score) for rid, score in cache.search(np.asarray(embedding, dtype=np.float32), filters, size)
+                      if score >= min_similarity]
             if not ranked:
                 return []
             rids = [rid for rid, _ in ranked]

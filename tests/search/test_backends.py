@@ -223,6 +223,14 @@ def test_vector_search_ranks_by_cosine_similarity_under_the_same_filters(backend
     assert hits[0].score > hits[1].score
 
 
+def test_vector_search_leaves_out_documents_below_the_minimum_similarity(backend):
+    backend.upsert([doc("message:1", "alpha"), doc("message:2", "beta")])
+    embed_all(backend, {"message:1": [1, 0, 0, 0], "message:2": [0, 1, 0, 0]})
+
+    assert ids(backend.vector([1, 0.2, 0, 0], Filters(), 10, min_similarity=0.5)) == ["message:1"]
+    assert ids(backend.vector([1, 0.2, 0, 0], Filters(), 10)) == ["message:1", "message:2"]
+
+
 def test_new_text_drops_the_stale_embedding_and_asks_for_a_new_one(backend):
     backend.upsert([doc("message:1", "first words")])
     embed_all(backend, {"message:1": [1, 0, 0, 0]})

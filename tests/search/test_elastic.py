@@ -140,6 +140,12 @@ def test_knn_query_searches_embeddings_under_the_same_filters(backend, fake_elas
     }
 
 
+def test_a_minimum_similarity_is_sent_as_knn_similarity(backend, fake_elastic):
+    backend.vector([0.5] * 384, Filters(), 20, min_similarity=0.6)
+    (body,) = fake_elastic.bodies("POST", f"/{INDEX}/_search")
+    assert body["knn"]["similarity"] == 0.6 and body["knn"]["k"] == 20
+
+
 def test_hits_come_back_as_documents_in_server_order(backend, fake_elastic):
     when = datetime(2025, 2, 3, 4, 5, tzinfo=UTC)
     backend.upsert([doc("message:1", "one", created_at=when, identity_id="9"), doc("lead_post:2", "two")])

@@ -256,6 +256,18 @@ def test_search_by_meaning_finds_text_sharing_no_words_with_the_query(fake_llm):
     assert fake_llm.requests[-1]["input"] == ["canine companion"]
 
 
+def test_meaning_matches_below_the_minimum_similarity_are_not_shown(fake_llm, settings):
+    settings.SEARCH_MIN_SIMILARITY = 0.5
+    dog = MessageFactory(body_text="my puppy chewed the sofa")
+    tax = MessageFactory(body_text="quarterly tax forms")
+    index("message", dog, tax)
+    fake_llm.reply_embeddings([_unit(0, fake_llm.dims), _unit(1, fake_llm.dims)])
+    generate([f"message:{dog.pk}", f"message:{tax.pk}"])
+    fake_llm.reply_embeddings([[0.9, 0.1] + [0.0] * (fake_llm.dims - 2)])  # cosine 0.99 to dog, 0.11 to tax
+    results = services.search_content("canine companion", Filters())
+    assert [r.document.doc_id for g in results.groups for r in g.results] == [f"message:{dog.pk}"]
+
+
 def test_hybrid_ranking_puts_items_found_both_ways_first(fake_llm):
     a = MessageFactory(body_text="camping gear list")
     b = MessageFactory(body_text="camping at the lake")
