@@ -17,6 +17,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.apps import apps
+from django.contrib import messages
+from django.forms import BaseForm
+from django.test.utils import ContextList
 from django.db import connection, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -239,6 +242,7 @@ def _sweep(client, url: str, requests) -> tuple[list[str], int]:
             continue
         where = f"{method} {url} [{label}] {headers or ''}"
         sent += 1
+        client.cookies.pop("messages", None)  # so the messages seen are this request's own
         try:
             with transaction.atomic():
                 response = _send(client, method, url, headers, query, body)
@@ -249,13 +253,24 @@ def _sweep(client, url: str, requests) -> tuple[list[str], int]:
                     pass  # a well-formed action an outside service (or its missing access) refused, with the reason
                 elif status >= 500:
                     failures.append(f"{where} -> {status}")
-                elif status >= 400 and _snapshot() != before:
-                    failures.append(f"{where} -> {status} but the data changed")
+                elif _refused(response) and _snapshot() != before:
+                    failures.append(f"{where} -> {status} (refused) but the data changed")
                 transaction.set_rollback(True)
         except Exception as exc:  # the test client re-raises what a view raised: that would be a 500
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             failures.append(f"{where} -> {type(exc).__name__}: {str(exc)[:200]} ({frame.filename}:{frame.lineno})")
     return failures, sent
+
+
+def _refused(response) -> bool:
+    """A 4xx, or a redirect or page that tells the user what was wrong."""
+    if response.status_code >= 400:
+        return True
+    if any(m.level == messages.ERROR for m in messages.get_messages(response.wsgi_request)):
+        return True
+    contexts = response.context if isinstance(response.context, ContextList) else [response.context]
+    return any(isinstance(value, BaseForm) and value.is_bound and value.errors
+               for context in contexts if context is not None for value in context.flatten().values())
 
 
 def _report(failures: list[str], sent: int) -> str:
