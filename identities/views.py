@@ -85,7 +85,7 @@ def _create(request):
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return _json_error(400, "The body is not valid JSON.")
         form = ConnectForm(data=body if isinstance(body, dict) else {})
     else:
@@ -205,7 +205,7 @@ def _patch(request, identity: Identity):
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return _json_error(400, "The body is not valid JSON.")
         form = IdentityPatchForm(body)
         if not form.is_valid():

@@ -236,6 +236,14 @@ def test_malformed_json_is_400(auth_client):
     assert answer.status_code == 400
 
 
+def test_json_nested_too_deep_to_parse_is_400_not_500(auth_client):
+    identity = IdentityFactory()
+    for method, url in (("patch", reverse("identities:detail", args=[identity.pk])),
+                        ("post", reverse("identities:list"))):
+        answer = getattr(auth_client, method)(url, "[" * 100_000, content_type="application/json", **JSON)
+        assert answer.status_code == 400 and answer.json()["detail"] == "The body is not valid JSON."
+
+
 def test_htmx_patch_with_a_form_body_returns_the_fragment(auth_client):
     identity = IdentityFactory(display_name="Before")
     answer = auth_client.patch(reverse("identities:detail", args=[identity.pk]),
