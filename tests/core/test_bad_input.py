@@ -107,18 +107,23 @@ BODY_CASES = [
     ("invalid UTF-8", b"body=%ff%fe&status=\xff\xfe&reason=%c3%28&display_name=\xc3&username=%ff&next=%ff", _FORM),
     ("arrays", urlencode([(k, v) for k in KEYS for v in ("1", "2")]).encode(), _FORM),
     ("too many fields", "&".join(f"f{i}=1" for i in range(2_500)).encode(), _FORM),
+    ("unknown charset", b"display_name=%ff&reason=x&body=y", _FORM + "; charset=no-such-codec"),
+    ("UTF-16 declared, bytes are not", b"display_name=\xff&reason=\xd8", _FORM + "; charset=utf-16"),
     ("malformed JSON", b'{"display_name": ', _JSON),
     ("JSON of the wrong shape", b"[1, 2, 3]", _JSON),
     ("JSON with wrong types", b'{"display_name": {"a": 1}, "is_active": "perhaps", "is_default": [], "body": 5}',
      _JSON),
     ("JSON null", b"null", _JSON),
+    ("deeply nested JSON", b"[" * 100_000, _JSON),
     ("binary garbage", b"\xff\xfe\x00garbage\x00", "application/octet-stream"),
     ("multipart without a boundary", b"--x\r\n", "multipart/form-data"),
     ("oversized body", b"a=" + b"z" * (12 * 1024 * 1024), _FORM),
 ]
 PATCH_CASES = [c for c in BODY_CASES if c[0] in {"empty body", "wrong types", "NUL bytes", "invalid UTF-8",
+                                                   "unknown charset", "UTF-16 declared, bytes are not",
                                                    "malformed JSON", "JSON of the wrong shape",
-                                                   "JSON with wrong types", "JSON null", "enormous values"}]
+                                                   "JSON with wrong types", "JSON null", "deeply nested JSON",
+                                                   "enormous values"}]
 DELETE_CASES = [c for c in BODY_CASES if c[0] in {"empty body", "malformed JSON"}]
 
 HEADER_SETS = [{}, {"HX-Request": "true"}, {"Accept": "application/json"},
