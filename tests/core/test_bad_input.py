@@ -315,6 +315,52 @@ def test_ids_that_do_not_exist_are_never_a_500(auth_client, world, group):
     assert not failures, _report(failures, sent)
 
 
+@pytest.fixture
+def sparse_world(auth_client, identity):
+    """Objects in their emptiest real states: every nullable field empty, finished or refused."""
+    from agents.models import Draft, LLMCall
+    from identities.models import DoNotContact
+    from inbox.models import Attachment
+    from leads.models import Watch
+    from tests.factories import ExternalAccountFactory, IdentityFactory
+
+    provider = identity.provider
+    gone = IdentityFactory(provider=provider, is_active=False)
+    account = ExternalAccountFactory(remote_status="suspended", external_user_id=None)
+    conversation = ConversationFactory(identity=identity, provider=provider, last_activity_at=None, subject=None,
+                                       archived_at=datetime.now(UTC), deleted_at=datetime.now(UTC))
+    message = MessageFactory(conversation=conversation, provider=provider, body_text=None, identity=None,
+                             external_message_id=None, remote_visibility="removed")
+    lead = LeadPostFactory(provider=provider, author_account=None, title=None, body_text=None, post_created_at=None,
+                           remote_visibility="deleted_by_author")
+    job = JobFactory(status="running", progress_json={"done": 3, "total": 0}, payload_json={})
+    return {
+        "identity": gone, "conversation": conversation, "lead": lead, "account": account,
+        "watch": Watch.objects.create(identity=gone, location="empty", enabled=False, paused_reason="Failed 5 times"),
+        "snapshot": ProfileSnapshotFactory(account=account, summary_text="", signals_json=None, risk_flags_json=None),
+        "job": job,
+        "call": LLMCall.objects.create(operation="x", endpoint="embeddings", model="m", request_json={},
+                                       status="error", error_detail=None),
+        "draft": Draft.objects.create(kind="reply", identity=identity, account=conversation.counterpart_account,
+                                      conversation=conversation, body_text="", status="sent"),
+        "dnc": DoNotContact.objects.create(provider=provider, external_username="quiet_one", reason=None),
+        "attachment": Attachment.objects.create(message=message, storage_key="ab/gone.jpg", sha256="1" * 64,
+                                                mime_type="image/jpeg", size_bytes=0, deleted_at=datetime.now(UTC)),
+    }
+
+
+def test_objects_in_their_emptiest_states_are_never_a_500(auth_client, sparse_world):
+    requests = [("GET", "plain", headers, "", None) for headers in HEADER_SETS] + [
+        (method, "empty body", headers, "", BODY_CASES[0])
+        for method in ("POST", "PATCH", "DELETE") for headers in HEADER_SETS[:2]]
+    failures, sent = [], 0
+    for name, route in ROUTES:
+        found, count = _sweep(auth_client, _fill(name, route, sparse_world, ""), requests)
+        failures += found
+        sent += count
+    assert not failures, _report(failures, sent)
+
+
 def test_junk_on_the_public_pages_is_never_a_500(client, world):
     """Signed out: the login form itself parses the junk (signed in it only redirects)."""
     client.logout()
