@@ -303,7 +303,7 @@ def test_junk_on_existing_objects_is_never_a_500_nor_a_partial_write(auth_client
     assert not failures, _report(failures, sent)
 
 
-@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("group", [g for g in GROUPS if any("<" in route for _, route in _routes_of(g))])
 def test_ids_that_do_not_exist_are_never_a_500(auth_client, world, group):
     failures, sent = [], 0
     for name, route in _routes_of(group):
