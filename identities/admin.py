@@ -44,10 +44,27 @@ class CredentialInline(admin.TabularInline):
         return False
 
 
+class _JSONField(forms.JSONField):
+    """Django's JSONField lets JSON nested too deep (RecursionError) escape as a 500."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
 class IdentityAdminForm(forms.ModelForm):
     class Meta:
         model = Identity
         fields = ("display_name", "voice_config_json")
+        field_classes = {"voice_config_json": _JSONField}
 
     def clean_voice_config_json(self):
         voice = self.cleaned_data["voice_config_json"]

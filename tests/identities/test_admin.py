@@ -56,6 +56,19 @@ def test_editing_an_identity_goes_through_the_service(admin_client, alice):
     assert AuditLog.objects.filter(action_type="identity.update", identity_id=identity.pk).exists()
 
 
+def test_voice_json_nested_too_deep_is_a_form_error_not_a_500(admin_client, alice):
+    identity, _ = alice
+    answer = admin_client.post(reverse("admin:identities_identity_change", args=[identity.pk]),
+                               {"display_name": "Renamed", "voice_config_json": "[" * 100_000,
+                                "credentials-TOTAL_FORMS": "1", "credentials-INITIAL_FORMS": "1",
+                                "credentials-MIN_NUM_FORMS": "0", "credentials-MAX_NUM_FORMS": "1000",
+                                "credentials-0-id": str(identity.credentials.get().pk),
+                                "credentials-0-identity": str(identity.pk)})
+    assert answer.status_code == 200 and "Enter a valid JSON." in answer.content.decode()
+    identity.refresh_from_db()
+    assert identity.display_name != "Renamed"
+
+
 def test_the_make_default_action_keeps_one_default(admin_client):
     old = IdentityFactory(is_default=True)
     new = IdentityFactory(provider=old.provider)
