@@ -68,7 +68,7 @@ def _ensure_index(backend: SearchBackend) -> IndexMeta:
     meta = backend.meta()
     if not meta.exists:
         model, dims = wanted_embeddings()
-        backend.create(embeddings_model=model, embeddings_dims=dims)
+        backend.ensure(embeddings_model=model, embeddings_dims=dims)  # workers may race to make it
         meta = backend.meta()
     return meta
 

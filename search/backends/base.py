@@ -122,6 +122,13 @@ class SearchBackend(abc.ABC):
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         """Create an empty index (dropping any previous one) recording the embeddings model."""
 
+    @abc.abstractmethod
+    def ensure(self, *, embeddings_model: str, embeddings_dims: int) -> None:
+        """Create the index when there is none; an existing one (and its documents) is left alone.
+
+        Safe when several workers call it at once: exactly one index results.
+        """
+
     def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> SearchBackend:
         """Start rebuilding; returns the backend to write the rebuilt index through.
 

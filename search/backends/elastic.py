@@ -150,6 +150,18 @@ class ElasticBackend(SearchBackend):
         body = index_body(dims=embeddings_dims, embeddings_model=embeddings_model)
         self._call(self.client.indices.create, index=self.index, settings=body["settings"], mappings=body["mappings"])
 
+    def ensure(self, *, embeddings_model: str, embeddings_dims: int) -> None:
+        body = index_body(dims=embeddings_dims, embeddings_model=embeddings_model)
+        try:
+            self.client.indices.create(index=self.index, settings=body["settings"], mappings=body["mappings"])
+        except ApiError as exc:
+            # "Already exists" means another worker made it first, which is fine.
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            if not (isinstance(error, dict) and error.get("type") == "resource_already_exists_exception"):
+                raise _translate_api(exc) from None
+        except TransportError:
+            raise SearchUnavailable("The search server can't be reached right now; try again shortly.") from None
+
     def finish_rebuild(self, writer: SearchBackend) -> None:
         self._call(self.client.indices.refresh, index=self.index)
 

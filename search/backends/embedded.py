@@ -203,6 +203,26 @@ class EmbeddedBackend(SearchBackend):
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         self.finish_rebuild(self.begin_rebuild(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims))
 
+    def ensure(self, *, embeddings_model: str, embeddings_dims: int) -> None:
+        # One IMMEDIATE transaction: the first worker creates, the others then see it active.
+        # (Not begin/finish_rebuild: a second worker would take the first one's
+        # half-made generation for an interrupted rebuild and drop it.)
+        with self._transaction() as conn:
+            values = self._meta_values(conn)
+            if values.get("active"):
+                return
+            gen = max(int(values.get(k) or 0) for k in ("building", "last_gen")) + 1
+            self._create_tables(conn, gen)
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("active", str(gen)),
+                    ("last_gen", str(gen)),
+                    (f"g{gen}.embeddings_model", embeddings_model),
+                    (f"g{gen}.embeddings_dims", str(embeddings_dims)),
+                ],
+            )
+
     def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> EmbeddedBackend:
         """Start an empty generation; returns a backend that writes only there.
 

@@ -55,6 +55,15 @@ def doc(doc_id, text, **fields):
     return Document(doc_id=doc_id, doc_type=doc_id.split(":")[0], text=text, content_hash=content_hash(text), **fields)
 
 
+def test_ensure_creates_a_missing_index_and_keeps_an_existing_one(fake_elastic):
+    backend = ElasticBackend(fake_elastic.url, INDEX)
+    backend.ensure(embeddings_model="bge-small", embeddings_dims=384)
+    backend.upsert([doc("message:1", "kept")])
+    backend.ensure(embeddings_model="bge-small", embeddings_dims=384)  # a second worker: already there
+    assert [m for m, p in ((r[0], r[1]) for r in fake_elastic.requests) if p == f"/{INDEX}" and m == "DELETE"] == []
+    assert len(fake_elastic.bodies("PUT", f"/{INDEX}")) == 2 and backend.meta().documents == 1
+
+
 def test_index_creation_sends_the_spec_mapping_with_dims_from_settings(fake_elastic):
     ElasticBackend(fake_elastic.url, INDEX).create(embeddings_model="bge-small", embeddings_dims=384)
     (body,) = fake_elastic.bodies("PUT", f"/{INDEX}")

@@ -69,3 +69,37 @@ def test_the_vector_cache_grows_past_its_first_allocation(backend):
     embed_all(backend, {"message:2000": [0, 0, 1, 0]})
     assert [h.document.doc_id for h in backend.vector([0, 0, 1, 0], Filters(), 1)] == ["message:2000"]
     assert [h.document.doc_id for h in backend.vector([1, 0, 0, 0], Filters(), 1)] == ["message:1"]
+
+
+def test_workers_creating_a_missing_index_at_once_end_with_one_usable_index(tmp_path):
+    # Two Celery workers' first upserts used to race: the second took the first's
+    # half-made index for an interrupted rebuild and dropped its tables.
+    import threading
+
+    path = tmp_path / "fresh.sqlite3"
+    start, errors = threading.Barrier(6), []
+
+    def first_write(n):
+        b = EmbeddedBackend(path)
+        start.wait()
+        try:
+            b.ensure(embeddings_model="m", embeddings_dims=4)
+            b.upsert([doc(f"message:{n}", f"words of worker {n}")])
+        except Exception as exc:  # collected: an exception in a thread would pass silently
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_write, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    meta = EmbeddedBackend(path).meta()
+    assert meta.exists and meta.documents == 6 and meta.embeddings_dims == 4
+
+
+def test_ensure_leaves_an_existing_index_and_its_documents_alone(backend):
+    backend.upsert([doc("message:1", "kept words")])
+    backend.ensure(embeddings_model="other", embeddings_dims=8)
+    meta = backend.meta()
+    assert meta.documents == 1 and (meta.embeddings_model, meta.embeddings_dims) == ("m", 4)
