@@ -42,6 +42,11 @@ class QuietHandler(BaseHTTPRequestHandler):
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
+            if self.close_connection:
+                # The client asked to close (prawcore's token requests send "Connection:
+                # close"). Say so, or it keeps the socket for its next request and, if our
+                # FIN is late, that request (a send, not retried) dies with a reset.
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -284,3 +284,11 @@ def test_bulk_listing_of_fifty_thousand_messages_is_fast(fake_reddit):
                              timeout=5).json()["data"]["after"]
         pages += 1
     assert time.process_time() - started < 10
+
+
+def test_a_request_asking_to_close_gets_connection_close_back(fake_reddit):
+    # prawcore's token requests ask to close; a server that closes without saying so
+    # makes the client reuse a dying socket for the next request (a send, never retried).
+    closing = requests.get(f"{fake_reddit.url}/api/v1/me", headers={"Connection": "close"}, timeout=5)
+    assert closing.headers.get("Connection") == "close"
+    assert "Connection" not in requests.get(f"{fake_reddit.url}/api/v1/me", timeout=5).headers
