@@ -203,6 +203,19 @@ class EmbeddedBackend(SearchBackend):
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         self.finish_rebuild(self.begin_rebuild(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims))
 
+    def _new_generation(self, conn, gen: int, role: str, embeddings_model: str, embeddings_dims: int) -> None:
+        """Tables of generation `gen`, recorded as the `active` or `building` one with its model."""
+        self._create_tables(conn, gen)
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [
+                (role, str(gen)),
+                ("last_gen", str(gen)),
+                (f"g{gen}.embeddings_model", embeddings_model),
+                (f"g{gen}.embeddings_dims", str(embeddings_dims)),
+            ],
+        )
+
     def ensure(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         # One IMMEDIATE transaction: the first worker creates, the others then see it active.
         # (Not begin/finish_rebuild: a second worker would take the first one's
@@ -212,16 +225,7 @@ class EmbeddedBackend(SearchBackend):
             if values.get("active"):
                 return
             gen = max(int(values.get(k) or 0) for k in ("building", "last_gen")) + 1
-            self._create_tables(conn, gen)
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("active", str(gen)),
-                    ("last_gen", str(gen)),
-                    (f"g{gen}.embeddings_model", embeddings_model),
-                    (f"g{gen}.embeddings_dims", str(embeddings_dims)),
-                ],
-            )
+            self._new_generation(conn, gen, "active", embeddings_model, embeddings_dims)
 
     def begin_rebuild(self, *, embeddings_model: str, embeddings_dims: int) -> EmbeddedBackend:
         """Start an empty generation; returns a backend that writes only there.
@@ -234,16 +238,7 @@ class EmbeddedBackend(SearchBackend):
             if values.get("building"):  # an interrupted rebuild: start it over
                 self._drop_tables(conn, int(values["building"]))
             gen = max([int(values.get(k) or 0) for k in ("active", "building", "last_gen")]) + 1
-            self._create_tables(conn, gen)
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("building", str(gen)),
-                    ("last_gen", str(gen)),
-                    (f"g{gen}.embeddings_model", embeddings_model),
-                    (f"g{gen}.embeddings_dims", str(embeddings_dims)),
-                ],
-            )
+            self._new_generation(conn, gen, "building", embeddings_model, embeddings_dims)
         return EmbeddedBackend(self.path, common_df=self.common_df, bm25_budget=self.bm25_budget, generation=gen)
 
     def finish_rebuild(self, writer: EmbeddedBackend) -> None:
