@@ -294,7 +294,7 @@ def check_draftable(identity: Identity, account: ExternalAccount) -> None:
         check_can_contact(account.provider_id, account.external_username)
     except DoNotContactError as exc:
         raise DraftRefused(exc.user_message) from exc
-    if account.remote_status in (ExternalAccount.RemoteStatus.DELETED, ExternalAccount.RemoteStatus.SUSPENDED):
+    if account.unreachable_reason:
         raise DraftRefused(f"{account.external_username}'s account is {account.remote_status}: no one can write to it.")
     if not identity.is_active:
         raise DraftRefused(f"The identity {identity.display_name} is deactivated.")

@@ -39,6 +39,12 @@ class ExternalAccount(models.Model):
 
     EngagementState = ExternalAccountEngagementState
 
+    # Statuses nobody can write to, and why, in the words the pages show.
+    UNREACHABLE = {
+        ExternalAccountRemoteStatus.SUSPENDED: "This account is suspended on the provider.",
+        ExternalAccountRemoteStatus.DELETED: "This account no longer exists on the provider.",
+    }
+
     provider = models.ForeignKey("identities.Provider", on_delete=models.PROTECT, db_index=False, related_name="+")
     external_user_id = models.CharField(max_length=128, null=True, blank=True)
     external_username = models.CharField(max_length=128)
@@ -84,6 +90,11 @@ class ExternalAccount(models.Model):
 
     def __str__(self):
         return self.external_username
+
+    @property
+    def unreachable_reason(self) -> str:
+        """Why nobody can write to this account (suspended or deleted on the provider), or ""."""
+        return self.UNREACHABLE.get(self.remote_status, "")
 
 
 class MessageDirection(models.TextChoices):

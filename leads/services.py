@@ -316,8 +316,8 @@ def _check_contactable(lead: LeadPost) -> None:
         raise InvalidStatusMove("This post has no known author to contact.")
     if is_do_not_contact(author.provider_id, author.external_username):
         raise InvalidStatusMove(f"{author.external_username} is on the do-not-contact list.")
-    if author.remote_status in UNAVAILABLE:
-        raise InvalidStatusMove(f"{author.external_username} cannot be contacted. {UNAVAILABLE[author.remote_status]}")
+    if author.unreachable_reason:
+        raise InvalidStatusMove(f"{author.external_username} cannot be contacted. {author.unreachable_reason}")
 
 
 def promote_contacted_leads() -> int:
@@ -488,12 +488,6 @@ class ProfileResult:
         return {"remote_status": self.status, **({"note": self.note} if self.note else {})}
 
 
-UNAVAILABLE = {
-    ExternalAccount.RemoteStatus.SUSPENDED: "This account is suspended on the provider.",
-    ExternalAccount.RemoteStatus.DELETED: "This account no longer exists on the provider.",
-}
-
-
 def _record_fetch_error(account: ExternalAccount, reason: str, now: datetime) -> None:
     AccountProfile.objects.update_or_create(
         account=account, defaults={"fetch_error": reason[:500], "fetch_error_at": now}
@@ -516,7 +510,7 @@ def fetch_profile(session: ProviderSession, account: ExternalAccount, *,
     except ForbiddenError as exc:
         _record_fetch_error(account, exc.user_message, now)
         raise
-    note = UNAVAILABLE.get(status)
+    note = ExternalAccount.UNREACHABLE.get(status)
     with transaction.atomic():
         account.remote_status = status
         account.remote_status_last_seen_at = now
@@ -675,9 +669,8 @@ def fetch_profile_items(session: ProviderSession, account: ExternalAccount, *, l
                         progress: Callable[..., None] | None = None) -> ItemsResult:
     """Read up to `limit` public posts and comments each, with the images their posts link."""
     result = ItemsResult()
-    note = UNAVAILABLE.get(account.remote_status)
-    if note:
-        result.note = note
+    if account.unreachable_reason:
+        result.note = account.unreachable_reason
         return result
     is_media_host = get_provider(account.provider_id).is_media_host
     limit = max(1, min(int(limit), 1000))

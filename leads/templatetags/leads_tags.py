@@ -1,6 +1,6 @@
 from django import template
 
-from leads.services import TRANSITIONS, UNAVAILABLE
+from leads.services import TRANSITIONS
 
 register = template.Library()
 
@@ -15,9 +15,3 @@ def moves(lead) -> set[str]:
 def on_dnc(account, dnc: set) -> bool:
     """Whether the account is in the view's do-not-contact set of (provider_id, lower-cased name)."""
     return bool(account) and (account.provider_id, account.external_username.lower()) in dnc
-
-
-@register.filter
-def unavailable(account) -> str:
-    """Why the account cannot be contacted (suspended or deleted on the provider), or ""."""
-    return UNAVAILABLE.get(account.remote_status, "") if account else ""
