@@ -272,19 +272,30 @@ def _compare_attachment_rows(rows: list[tuple[str, str]], files: dict[str, dict]
     """Every attachments row must have its file, with its hash, in the snapshot."""
     missing = sorted(key for key, _ in rows if key not in files)
     differ = sorted(key for key, sha in rows if key in files and files[key]["sha256"] != sha)
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
     problems = []
     if missing:
         problems.append(f"{len(missing)} of {len(rows)} attachment rows have no file in the backup "
-                        f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
-                        "missing from ATTACHMENTS_PATH when the backup was taken")
+                        f"({some(missing)}): missing from ATTACHMENTS_PATH when the backup was taken")
     if differ:
         problems.append(f"{len(differ)} of {len(rows)} attachment rows do not match their file's sha256 "
-                        f"({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})")
+                        f"({some(differ)})")
     if problems:
         # The live data had already lost these: restoring does not make it worse.
         report.failed("attachment rows", "; ".join(problems), blocks_restore=False)
     else:
         report.passed("attachment rows", f"each of the {len(rows)} attachment rows has its file, same sha256")
+
+
+def _check_scratch(scratch, attachment_rows, db: dict, files: dict[str, dict], report: Report, then) -> None:
+    """The restored scratch copy against the manifest; then `then(scratch)` if it may be restored."""
+    _compare_counts(report.tables, db.get("tables", {}), report)
+    if "attachments" in report.tables:
+        _compare_attachment_rows(attachment_rows(scratch), files, report)
+    if then is not None and report.restorable:
+        then(scratch)
 
 
 def _restore_database(backup: StoredBackup, db: dict, files: dict[str, dict], report: Report, *,
@@ -300,11 +311,7 @@ def _restore_database(backup: StoredBackup, db: dict, files: dict[str, dict], re
                     dump.sqlite_copy(path, Path(work)) as scratch:
                 report.tables = dump.sqlite_counts(scratch)
                 report.passed("restore", f"restored into a scratch SQLite file ({len(report.tables)} tables)")
-                _compare_counts(report.tables, db.get("tables", {}), report)
-                if "attachments" in report.tables:
-                    _compare_attachment_rows(dump.sqlite_attachment_rows(scratch), files, report)
-                if then is not None and report.restorable:
-                    then(scratch)
+                _check_scratch(scratch, dump.sqlite_attachment_rows, db, files, report, then)
         elif db.get("vendor") == "mysql":
             if connection.vendor != "mysql":
                 report.failed("restore", "this is a MySQL/MariaDB dump; restoring it needs MYSQL_URL set")
@@ -313,11 +320,7 @@ def _restore_database(backup: StoredBackup, db: dict, files: dict[str, dict], re
                 dump.load_mysql(path, scratch)
                 report.tables = dump.mysql_counts(scratch)
                 report.passed("restore", f"restored into scratch database {scratch} ({len(report.tables)} tables)")
-                _compare_counts(report.tables, db.get("tables", {}), report)
-                if "attachments" in report.tables:
-                    _compare_attachment_rows(dump.mysql_attachment_rows(scratch), files, report)
-                if then is not None and report.restorable:
-                    then(scratch)
+                _check_scratch(scratch, dump.mysql_attachment_rows, db, files, report, then)
         else:
             report.failed("restore", f"unknown database kind {db.get('vendor')!r}")
     except BackupError as exc:
