@@ -226,6 +226,13 @@ class _FileStore:
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function take(key, limit, lease, token)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= limit then return 0 end
+  redis.call('ZADD', key, now + lease, token)
+  redis.call('EXPIRE', key, math.ceil(lease) + 60)
+  return 1
+end
 """
 _RESERVE = _NOW + """
 local interval, tolerance, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -243,22 +250,11 @@ if interval > 0 then
 end
 -- No wait: take the concurrency slot in the same round trip.
 local taken = 0
-if ARGV[4] ~= '' and wait <= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[5]) then
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[4])
-    redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[6])) + 60)
-    taken = 1
-  end
-end
+if ARGV[4] ~= '' and wait <= 0 then taken = take(KEYS[2], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[4]) end
 return {1, tostring(wait), taken}
 """
 _TAKE_SLOT = _NOW + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
-return 1
+return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
 """
 _UPDATE = _NOW + """
 local succeeded, failed, block = ARGV[1] == '1', ARGV[2] == '1', tonumber(ARGV[3])
