@@ -24,6 +24,9 @@ def _schedule(sender, **kwargs):
         # Picks up documents whose vectors are still missing (e.g. the embeddings
         # server was down longer than a job's retries).
         "embed-pending": {"task": "embed.generate", "schedule": 600.0},
+        # Jobs whose worker is gone go back in the queue (rediska.jobs.reap_stale_jobs).
+        "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs",
+                            "schedule": max(1.0, settings.JOBS_HEARTBEAT_TIMEOUT / 4)},
         "nightly-backup": {
             "task": "maintenance.mysql_dump_local",
             "schedule": crontab(hour=settings.BACKUP_HOUR_UTC, minute=0),

@@ -4,6 +4,13 @@ The row records queued/running/retrying/failed/done, attempts, the next run
 and the last error; a `dedupe_key` that is already done is never run again.
 Transient errors (anything with a truthy `transient` attribute) are retried
 with exponential backoff and jitter until `max_attempts`.
+
+A running job beats (`heartbeat_at`, the database's clock: a jump of a worker's
+or the beat's clock changes nothing) from a timer thread and on every progress
+report.  `reap_stale_jobs` (beat) puts a job whose worker fell silent for
+JOBS_HEARTBEAT_TIMEOUT back in the queue; the task resumes from its own cursor.
+Each claim of a row gets a new `run_id`, and every write of a run is conditional
+on it, so of two workers resuming the same job exactly one wins.
 """
 
 from __future__ import annotations
@@ -11,15 +18,20 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import threading
+import uuid
 from datetime import timedelta
 
 from celery import current_app, shared_task
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from .audit import error_text
 from .logging import job_id_var
-from .models import Job
+from .models import Job, JobLost
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,19 @@ def _send(job: Job, countdown: float | None = None) -> None:
     )
 
 
+def heartbeat_timeout() -> timedelta:
+    return timedelta(seconds=settings.JOBS_HEARTBEAT_TIMEOUT)
+
+
+def _silent_since(cutoff_age: timedelta) -> Q:
+    """Rows whose last sign of life (heartbeat, else last update) is older than `cutoff_age`, by the DB's clock."""
+    return Q(seen__lt=Now() - cutoff_age)
+
+
+def _with_seen(queryset):
+    return queryset.annotate(seen=Coalesce("heartbeat_at", "updated_at"))
+
+
 def enqueue(name: str, *args, dedupe_key: str | None = None, queue: str | None = None,
             countdown: float | None = None, **kwargs) -> Job:
     """Record a job and send it to Celery once the current transaction commits."""
@@ -91,22 +116,42 @@ def enqueue(name: str, *args, dedupe_key: str | None = None, queue: str | None =
 
 def _claim(job_id: int | None, name: str, queue: str, args, kwargs, max_attempts: int) -> Job | None:
     now = timezone.now()
+    run_id = uuid.uuid4().hex
     with transaction.atomic():
         if job_id is None:  # called directly (tests, management commands)
-            return Job.objects.create(
+            job = Job.objects.create(
                 queue_name=queue, job_type=name, payload_json={"args": list(args), "kwargs": kwargs},
                 max_attempts=max_attempts, status=Job.Status.RUNNING, attempts=1, started_at=now,
+                run_id=run_id, heartbeat_at=Now(),
             )
+            job.refresh_from_db(fields=["heartbeat_at"])
+            return job
         job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status == Job.Status.DONE:
-            return None  # deleted, or a redelivery of finished work
-        # A RUNNING job here means its worker died mid-way (acks_late redelivery):
-        # run it again; the services are idempotent.
+        if job is None:
+            log.warning("job %s (%s) no longer exists: this delivery is dropped", job_id, name)
+            return None
+        if job.status in (Job.Status.DONE, Job.Status.FAILED):
+            log.info("job %s (%s) is already %s: this delivery is dropped", job_id, name, job.status)
+            return None
+        if job.status == Job.Status.RUNNING:
+            # A redelivery (acks_late, a broker's visibility timeout, a resend):
+            # the run that holds the row wins while it still beats.
+            if _with_seen(Job.objects.filter(pk=job.pk)).filter(_silent_since(heartbeat_timeout())).exists():
+                job.resumed_count += 1
+                job.last_error = "worker lost, resumed"
+                log.warning("job %s (%s): its worker fell silent, this worker resumes it", job.pk, name)
+            else:
+                log.info("job %s (%s) is running on a live worker: this delivery is dropped", job.pk, name)
+                return None
         job.status = Job.Status.RUNNING
         job.attempts += 1
         job.started_at = job.started_at or now
         job.next_run_at = None
-        job.save(update_fields=["status", "attempts", "started_at", "next_run_at", "updated_at"])
+        job.run_id = run_id
+        job.heartbeat_at = Now()
+        job.save(update_fields=["status", "attempts", "started_at", "next_run_at", "run_id", "heartbeat_at",
+                                "resumed_count", "last_error", "updated_at"])
+        job.refresh_from_db(fields=["heartbeat_at"])
         return job
 
 
@@ -131,17 +176,26 @@ def ledger_task(name: str, *, queue: str | None = None, max_attempts: int = 10, 
             if job is None:
                 return None
             token = job_id_var.set(str(job.pk))
+            beat = Heartbeat(job)
+            beat.start()
             try:
                 result = fn(job, *args, **kwargs)
+            except JobLost:
+                log.warning("job %s (%s) was deleted or resumed by another worker: this run stopped", job.pk, name)
+                return None
             except Exception as exc:
                 _record_failure(self, job, exc)
                 raise
             finally:
+                beat.stop()
                 job_id_var.reset(token)
-            Job.objects.filter(pk=job.pk).update(
+            # Only the run that owns the row may finish it.
+            if not Job.objects.filter(pk=job.pk, run_id=job.run_id).update(
                 status=Job.Status.DONE, result_json=_json_result(result), last_error=None,
-                finished_at=timezone.now(), updated_at=timezone.now(),
-            )
+                finished_at=timezone.now(), updated_at=timezone.now(), heartbeat_at=None, run_id=None,
+            ):
+                log.warning("job %s (%s) finished, but it was deleted or resumed by another worker meanwhile: "
+                            "its result is not recorded", job.pk, name)
             return result
 
         task.ledger_max_attempts = max_attempts
@@ -151,20 +205,130 @@ def ledger_task(name: str, *, queue: str | None = None, max_attempts: int = 10, 
 
 
 def _record_failure(task, job: Job, exc: BaseException) -> None:
-    job.refresh_from_db(fields=["attempts", "max_attempts"])
+    mine = Job.objects.filter(pk=job.pk, run_id=job.run_id)
+    current = mine.values("attempts", "max_attempts").first()
+    if current is None:
+        log.warning("job %s (%s) raised %s, but it was deleted or resumed by another worker: not recorded",
+                    job.pk, job.job_type, error_text(exc))
+        return
+    job.attempts, job.max_attempts = current["attempts"], current["max_attempts"]
     now = timezone.now()
     if is_transient(exc) and job.attempts < job.max_attempts:
         delay = backoff_seconds(job.attempts, getattr(exc, "retry_after", None))
-        Job.objects.filter(pk=job.pk).update(
+        mine.update(
             status=Job.Status.RETRYING, last_error=error_text(exc),
-            next_run_at=now + timedelta(seconds=delay), updated_at=now,
+            next_run_at=now + timedelta(seconds=delay), updated_at=now, heartbeat_at=None, run_id=None,
         )
         log.warning("job %s (%s) will retry in %.0fs: %s", job.pk, job.job_type, delay, error_text(exc))
         job.refresh_from_db()
         # Scheduled after commit so the retry sees this row as RETRYING.
         transaction.on_commit(functools.partial(_send, job, delay))
         return
-    Job.objects.filter(pk=job.pk).update(
+    mine.update(
         status=Job.Status.FAILED, last_error=error_text(exc), finished_at=now, next_run_at=None, updated_at=now,
+        heartbeat_at=None, run_id=None,
     )
     log.error("job %s (%s) failed: %s", job.pk, job.job_type, error_text(exc))
+
+
+class Heartbeat(threading.Thread):
+    """Marks a running job alive every quarter of JOBS_HEARTBEAT_TIMEOUT, whatever the task is doing.
+
+    One cheap conditional UPDATE per beat, on the thread's own connection.  A row
+    that is gone or owned by another run stops the beat (the task itself stops at
+    its next progress report); a database hiccup is logged and the next beat tries again.
+    """
+
+    def __init__(self, job: Job):
+        super().__init__(name=f"heartbeat-{job.pk}", daemon=True)
+        self.job = job
+        self.interval = settings.JOBS_HEARTBEAT_TIMEOUT / 4
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.is_alive():
+            self.join(timeout=5)
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                close_old_connections()  # this thread's connection, after a database restart
+                if not self.beat():
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def beat(self) -> bool:
+        """Record one heartbeat; False when this run no longer owns the row."""
+        job = self.job
+        try:
+            if Job.objects.filter(pk=job.pk, run_id=job.run_id).update(heartbeat_at=Now(),
+                                                                      updated_at=timezone.now()):
+                return True
+            gone = not Job.objects.filter(pk=job.pk).exists()
+        except DatabaseError as exc:
+            log.warning("job %s (%s): heartbeat not recorded, next try in %.0fs: %s", job.pk, job.job_type,
+                        self.interval, exc)
+            return True
+        if gone:
+            log.warning("job %s (%s) no longer exists: heartbeat stopped", job.pk, job.job_type)
+        else:
+            log.warning("job %s (%s) was resumed by another worker: heartbeat stopped, this run stops at its "
+                        "next progress report", job.pk, job.job_type)
+        return False
+
+
+def reap_stale_jobs() -> dict:
+    """Put back in the queue every job whose worker is gone; resend lost waiting jobs.
+
+    - RUNNING with no heartbeat for JOBS_HEARTBEAT_TIMEOUT: QUEUED again, the
+      retry counted ("worker lost, resumed"), or FAILED when it has used its
+      attempts (a send or a backup runs at most once).
+    - QUEUED/RETRYING overdue by five timeouts (its message was lost with a
+      worker, e.g. on the filesystem broker, or the broker was down when it was
+      sent): sent again.  A duplicate message is harmless: the claim drops it.
+
+    Every change is a conditional UPDATE on the row as it was read, so two
+    reapers running at once never both requeue one job.
+    """
+    timeout = heartbeat_timeout()
+    requeued, failed, resent, send_errors = [], [], [], []
+    stale = _with_seen(Job.objects.filter(status=Job.Status.RUNNING)).filter(_silent_since(timeout))
+    for pk, run_id, attempts, max_attempts, job_type in stale.values_list(
+            "pk", "run_id", "attempts", "max_attempts", "job_type")[:500]:
+        row = Job.objects.filter(pk=pk, status=Job.Status.RUNNING, run_id=run_id)
+        now = timezone.now()
+        if attempts >= max_attempts:
+            if row.update(status=Job.Status.FAILED, finished_at=now, updated_at=now, heartbeat_at=None,
+                          run_id=None, last_error=f"The worker running this job was lost; it is not run again "
+                                                  f"(at most {max_attempts} attempt{'s' if max_attempts > 1 else ''})."):
+                failed.append(pk)
+                log.warning("job %s (%s): worker lost, attempts used up: failed", pk, job_type)
+            continue
+        if row.update(status=Job.Status.QUEUED, resumed_count=F("resumed_count") + 1, last_error="worker lost, resumed",
+                      heartbeat_at=None, run_id=None, next_run_at=None, updated_at=now):
+            requeued.append(pk)
+            log.warning("job %s (%s): no heartbeat for %.0fs, worker lost: resumed", pk, job_type,
+                        timeout.total_seconds())
+    waiting = _with_seen(Job.objects.filter(status__in=(Job.Status.QUEUED, Job.Status.RETRYING))).annotate(
+        due=Coalesce("next_run_at", "updated_at")).filter(due__lt=Now() - timeout * 5)
+    for job in waiting.only("pk", "job_type", "payload_json", "status", "updated_at")[:500]:
+        # Bumping updated_at both claims the resend and pushes the next one five timeouts away.
+        if not Job.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at).update(
+                updated_at=timezone.now(), next_run_at=None):
+            continue
+        resent.append(job.pk)
+    for pk in requeued + resent:
+        job = Job.objects.filter(pk=pk).only("pk", "job_type", "payload_json").first()
+        if job is None:
+            continue
+        try:
+            _send(job)
+        except Exception as exc:  # noqa: BLE001 - any broker failure: the next pass resends it
+            send_errors.append(pk)
+            log.error("job %s (%s) could not be sent (broker down?); the reaper sends it again in %.0fs: %s",
+                      pk, job.job_type, timeout.total_seconds() * 5, error_text(exc))
+    if resent:
+        log.warning("jobs %s were waiting too long for a worker (lost messages?): sent again", resent)
+    return {"requeued": requeued, "failed": failed, "resent": resent, "send_errors": send_errors}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .fields import MediumTextField, created_at, enum_check, updated_at
@@ -110,6 +111,13 @@ class Job(models.Model):
     result_json = models.JSONField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Liveness (rediska.jobs.reap_stale_jobs): the database's clock at the running
+    # worker's last sign of life, the token of the run that owns the row (a run
+    # that lost it stops at its next progress report), and how many times a lost
+    # worker's job was put back in the queue.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    run_id = models.CharField(max_length=32, null=True, blank=True)
+    resumed_count = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "jobs"
@@ -137,6 +145,23 @@ class Job(models.Model):
         return max(0, min(100, int(done * 100 / total)))
 
     def set_progress(self, **fields) -> None:
-        """Merge fields into progress_json and save only that column (cheap, often)."""
+        """Merge fields into progress_json and save only that column (cheap, often).
+
+        It doubles as a heartbeat.  Raises JobLost when this run no longer owns
+        the row (the job was deleted, or resumed elsewhere after its worker was
+        taken for lost), so a superseded run stops before doing more work.
+        """
         self.progress_json = {**(self.progress_json or {}), **fields}
-        Job.objects.filter(pk=self.pk).update(progress_json=self.progress_json, updated_at=timezone.now())
+        rows = Job.objects.filter(pk=self.pk)
+        if self.run_id:
+            rows = rows.filter(run_id=self.run_id)
+        if not rows.update(progress_json=self.progress_json, updated_at=timezone.now(), heartbeat_at=Now()):
+            raise JobLost(self.pk)
+
+
+class JobLost(Exception):
+    """This run of a job no longer owns its row: deleted, or resumed by another worker."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        super().__init__(f"job {job_id} was deleted or resumed by another worker; this run stops")

@@ -156,7 +156,8 @@ if MYSQL_URL:
         "charset": "utf8mb4",
         # Strict mode: bad values are errors, never silently truncated.
         "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
-        "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+        "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION', time_zone='+00:00'",
+        # time_zone: Django stores UTC; the database's NOW() (job heartbeats) must be UTC too.
         # READ COMMITTED: no gap locks on bulk upserts, fresh reads inside long jobs.
         "isolation_level": "read committed",
     }
@@ -220,6 +221,21 @@ CELERY_TASK_ACKS_LATE = True  # a killed worker's task is redelivered; the ledge
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# Surviving crashes (issue 16).  A running job beats every quarter of this many
+# seconds; one silent for longer is taken for lost and resumed by the reaper
+# (rediska.jobs.reap_stale_jobs, on beat every quarter too).
+JOBS_HEARTBEAT_TIMEOUT = _float("JOBS_HEARTBEAT_TIMEOUT", 120.0)
+# A pool process killed mid-task (OOM) puts its message back instead of acking it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Liveness is the heartbeat's job, not the broker's.  Redis' visibility timeout is
+# only the backstop for a message lost with a worker, and must outlast the longest
+# retry countdown (rediska.jobs.BACKOFF_CAP_SECONDS, 1 h) or a waiting retry is
+# delivered twice.  The filesystem broker has no redelivery at all: the reaper
+# resends what a killed worker took with it, so both brokers end the same way.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600 + 600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 SYNC_INTERVAL_SECONDS = _int("SYNC_INTERVAL_SECONDS", 120)
 WATCH_TICK_SECONDS = _int("WATCH_TICK_SECONDS", 60)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from celery import shared_task
+
+from rediska import jobs
 from rediska.backups import services
 from rediska.backups.errors import RestoreTestFailed
 from rediska.jobs import ledger_task
@@ -25,3 +28,11 @@ def restore_test_local(job, backup: str | None = None) -> dict:
     if not report.ok:
         raise RestoreTestFailed(report)  # fails the job: shown on every page until acknowledged
     return report.as_dict()
+
+
+# Not a ledger task: it keeps the ledger itself.  Recorded, it would add a row every
+# half minute, and a lost run needs no resume (the next tick does the same work).
+@shared_task(name="maintenance.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs() -> dict:
+    """Resume the jobs of lost workers (rediska.jobs.reap_stale_jobs)."""
+    return jobs.reap_stale_jobs()

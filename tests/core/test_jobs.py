@@ -132,15 +132,6 @@ def test_other_errors_fail_at_once_with_the_reason():
     assert job.last_error == "ValueError: bad data in row 7"
 
 
-def test_a_redelivered_running_job_runs_again():
-    # A worker killed mid-task leaves the row RUNNING; acks_late redelivers it.
-    job = enqueue("test.echo", 3)
-    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, attempts=1)
-    assert echo.apply(args=[3], kwargs={"job_id": job.pk}).get() == {"value": 3}
-    job.refresh_from_db()
-    assert (job.status, job.attempts) == (Job.Status.DONE, 2)
-
-
 @pytest.mark.parametrize("attempt,low,high", [(1, 5, 10), (2, 10, 20), (5, 80, 160), (30, 1800, 3600)])
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempt, low, high):
     delays = {backoff_seconds(attempt) for _ in range(50)}
@@ -150,3 +141,215 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(attempt, low, high):
 
 def test_backoff_honours_a_longer_retry_after():
     assert backoff_seconds(1, retry_after=120) == 120
+
+
+# --- liveness: heartbeats, lost workers, resumes (issue 16) ----------------------------------
+import logging  # noqa: E402
+from datetime import datetime  # noqa: E402
+from datetime import timezone as dt_timezone  # noqa: E402
+
+from django.db.models.functions import Now  # noqa: E402
+
+from rediska import jobs as ledger  # noqa: E402
+from rediska.models import JobLost  # noqa: E402
+
+NESTED: list = []
+
+
+@ledger_task("test.resumer", queue="test")
+def resumer(job):
+    # A second worker gets a delivery of this very job while this run holds it.
+    NESTED.append(resumer.apply(kwargs={"job_id": job.pk}).get())
+    return "first"
+
+
+@ledger_task("test.superseded", queue="test")
+def superseded(job):
+    Job.objects.filter(pk=job.pk).update(run_id="someone-else")  # the reaper and another worker took over
+    job.set_progress(pages=1)
+    CALLS.append("kept going")  # never reached
+    return "stale"
+
+
+@ledger_task("test.sleeper", queue="test")
+def sleeper(job, seconds):
+    import time
+
+    time.sleep(seconds)
+    return "slept"
+
+
+def _running(job_type="test.echo", *, silent_for=None, attempts=1, max_attempts=10, **fields):
+    job = Job.objects.create(queue_name="test", job_type=job_type, payload_json={"args": [3], "kwargs": {}},
+                             status=Job.Status.RUNNING, attempts=attempts, max_attempts=max_attempts,
+                             run_id="deadworker", heartbeat_at=Now(), **fields)
+    if silent_for is not None:
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - silent_for)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    messages = []
+    monkeypatch.setattr("rediska.jobs.current_app.send_task", lambda name, **kw: messages.append((name, kw)))
+    return messages
+
+
+def test_a_redelivered_job_of_a_lost_worker_resumes_and_counts_the_resume():
+    job = _running(silent_for=timedelta(minutes=5))
+    assert echo.apply(args=[3], kwargs={"job_id": job.pk}).get() == {"value": 3}
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.resumed_count) == (Job.Status.DONE, 2, 1)
+    assert job.run_id is None and job.heartbeat_at is None
+
+
+def test_a_redelivery_of_a_job_whose_worker_still_beats_is_dropped(caplog):
+    job = _running()
+    with caplog.at_level(logging.INFO, logger="rediska.jobs"):
+        assert echo.apply(args=[3], kwargs={"job_id": job.pk}).get() is None
+    assert CALLS == []
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.run_id) == (Job.Status.RUNNING, 1, "deadworker")
+    assert f"job {job.pk} (test.echo) is running on a live worker: this delivery is dropped" in caplog.text
+
+
+def test_of_two_workers_resuming_the_same_job_exactly_one_runs_it():
+    NESTED.clear()
+    job = _running("test.resumer", silent_for=timedelta(minutes=5))
+    assert resumer.apply(kwargs={"job_id": job.pk}).get() == "first"
+    assert NESTED == [None]  # the second delivery found the job held by a live run
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.resumed_count, job.result_json) == (Job.Status.DONE, 2, 1, "first")
+
+
+def test_a_run_that_lost_its_job_stops_at_its_next_progress_report_and_writes_nothing(caplog):
+    with caplog.at_level(logging.WARNING, logger="rediska.jobs"):
+        assert superseded() is None
+    job = Job.objects.get(job_type="test.superseded")
+    assert CALLS == []
+    assert (job.status, job.run_id, job.progress_json, job.result_json) == (
+        Job.Status.RUNNING, "someone-else", None, None)
+    assert "was deleted or resumed by another worker: this run stopped" in caplog.text
+
+
+def test_set_progress_of_a_deleted_job_raises_job_lost():
+    job = _running()
+    Job.objects.filter(pk=job.pk).delete()
+    with pytest.raises(JobLost, match=f"job {job.pk} was deleted"):
+        job.set_progress(done=1)
+
+
+def test_a_heartbeat_for_a_job_that_no_longer_exists_stops_with_a_clear_line(caplog):
+    job = _running()
+    Job.objects.filter(pk=job.pk).delete()
+    with caplog.at_level(logging.WARNING, logger="rediska.jobs"):
+        assert ledger.Heartbeat(job).beat() is False
+    assert f"job {job.pk} (test.echo) no longer exists: heartbeat stopped" in caplog.text
+    assert not Job.objects.exists()  # nothing recreated
+
+
+def test_a_heartbeat_of_a_superseded_run_does_not_touch_the_new_runs_row(caplog):
+    job = _running(silent_for=timedelta(minutes=5))
+    Job.objects.filter(pk=job.pk).update(run_id="newrun")
+    with caplog.at_level(logging.WARNING, logger="rediska.jobs"):
+        assert ledger.Heartbeat(job).beat() is False
+    assert Job.objects.get(pk=job.pk).heartbeat_at < timezone.now() - timedelta(minutes=4)
+    assert "was resumed by another worker: heartbeat stopped" in caplog.text
+
+
+def test_a_heartbeat_records_the_databases_time():
+    job = _running(silent_for=timedelta(minutes=5))
+    assert ledger.Heartbeat(job).beat() is True
+    job.refresh_from_db()
+    assert abs((job.heartbeat_at - timezone.now()).total_seconds()) < 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_keeps_a_long_silent_task_alive(settings):
+    settings.JOBS_HEARTBEAT_TIMEOUT = 0.4  # a beat every 0.1 s
+    assert sleeper(1.0) == "slept"
+    job = Job.objects.get(job_type="test.sleeper")
+    assert job.status == Job.Status.DONE
+    assert ledger.reap_stale_jobs()["requeued"] == []
+
+
+def test_the_reaper_requeues_a_silent_running_job_once_and_sends_it(sent, caplog):
+    job = _running(silent_for=timedelta(minutes=3))
+    with caplog.at_level(logging.WARNING, logger="rediska.jobs"):
+        first = ledger.reap_stale_jobs()
+    second = ledger.reap_stale_jobs()  # a second reaper (or the next tick) finds nothing to do
+    assert first["requeued"] == [job.pk] and second["requeued"] == []
+    assert sent == [("test.echo", {"args": [3], "kwargs": {"job_id": job.pk}, "countdown": None})]
+    job.refresh_from_db()
+    assert (job.status, job.resumed_count, job.last_error, job.run_id) == (
+        Job.Status.QUEUED, 1, "worker lost, resumed", None)
+    assert f"job {job.pk} (test.echo): no heartbeat for 120s, worker lost: resumed" in caplog.text
+    # The resent message resumes it; the retry is counted.
+    echo.apply(args=[3], kwargs={"job_id": job.pk})
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.resumed_count) == (Job.Status.DONE, 2, 1)
+
+
+def test_the_reaper_leaves_jobs_that_beat_and_jobs_silent_for_less_than_the_timeout(sent):
+    _running()
+    _running(silent_for=timedelta(seconds=60))
+    assert ledger.reap_stale_jobs() == {"requeued": [], "failed": [], "resent": [], "send_errors": []}
+    assert sent == []
+
+
+def test_the_reaper_judges_by_the_databases_clock_so_a_clock_jump_reaps_nothing(sent, monkeypatch):
+    job = _running()
+    for jump in (timedelta(hours=3), -timedelta(hours=3)):
+        monkeypatch.setattr("django.utils.timezone.now", lambda jump=jump: datetime.now(dt_timezone.utc) + jump)
+        assert abs(timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at - jump) < timedelta(minutes=1)
+        assert ledger.reap_stale_jobs()["requeued"] == []
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING and sent == []
+
+
+def test_the_reaper_fails_a_lost_job_that_may_run_only_once(sent):
+    job = _running("test.broken", silent_for=timedelta(minutes=3), attempts=1, max_attempts=1)
+    assert ledger.reap_stale_jobs()["failed"] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.last_error == "The worker running this job was lost; it is not run again (at most 1 attempt)."
+    assert sent == []
+
+
+def test_a_broker_down_during_reaping_keeps_the_job_queued_and_resends_it_later(monkeypatch, caplog):
+    from kombu.exceptions import OperationalError
+
+    def down(name, **kw):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("rediska.jobs.current_app.send_task", down)
+    job = _running(silent_for=timedelta(minutes=3))
+    with caplog.at_level(logging.ERROR, logger="rediska.jobs"):
+        result = ledger.reap_stale_jobs()
+    assert result["requeued"] == [job.pk] and result["send_errors"] == [job.pk]
+    assert f"job {job.pk} (test.echo) could not be sent (broker down?)" in caplog.text
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED and job.resumed_count == 1
+    # Broker back, five timeouts later: sent again, once.
+    messages = []
+    monkeypatch.setattr("rediska.jobs.current_app.send_task", lambda name, **kw: messages.append(kw))
+    assert ledger.reap_stale_jobs()["resent"] == []
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(minutes=11))
+    assert ledger.reap_stale_jobs()["resent"] == [job.pk]
+    assert ledger.reap_stale_jobs()["resent"] == []
+    assert messages == [{"args": [3], "kwargs": {"job_id": job.pk}, "countdown": None}]
+
+
+def test_a_waiting_retry_is_not_resent_before_it_is_due(sent):
+    job = enqueue("test.echo", 1, countdown=3600)
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(hours=2))
+    assert ledger.reap_stale_jobs()["resent"] == []
+
+
+def test_the_jobs_page_says_a_job_was_resumed_after_its_worker_was_lost(client, admin_user):
+    job = _running(silent_for=timedelta(minutes=3))
+    Job.objects.filter(pk=job.pk).update(resumed_count=2)
+    client.force_login(admin_user)
+    assert "worker lost, resumed (2 times)" in client.get("/jobs/").content.decode()
+    assert "worker lost, resumed (2 times)" in client.get(f"/jobs/{job.pk}/").content.decode()

@@ -1,6 +1,9 @@
 """The inbox's Celery tasks (spec §7 names) run through the job ledger."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from identities.services import session_for
 from inbox import tasks
@@ -91,8 +94,10 @@ def test_backfill_messages_walks_its_folder_to_the_end(fake_reddit, alice):
 
 def test_a_redelivered_backfill_resumes_where_the_dead_worker_stopped(fake_reddit, alice):
     fake_reddit.bulk_threads("alice", threads=50, per_thread=3, counterparts=5)
+    # Its worker's last heartbeat was three minutes ago (the timeout is two).
     job = Job.objects.create(queue_name="ingest", job_type="ingest.backfill_messages", status="running", attempts=1,
-                             payload_json={"args": [alice.pk, "inbox"], "kwargs": {}})
+                             payload_json={"args": [alice.pk, "inbox"], "kwargs": {}}, run_id="dead",
+                             heartbeat_at=timezone.now() - timedelta(minutes=3))
 
     def die(progress):
         if progress.pages == 1:
@@ -106,7 +111,7 @@ def test_a_redelivered_backfill_resumes_where_the_dead_worker_stopped(fake_reddi
     tasks.backfill_messages(alice.pk, "inbox", job_id=job.pk)  # as Celery redelivers it: same job
 
     job.refresh_from_db()
-    assert job.status == "done" and job.attempts == 2
+    assert job.status == "done" and job.attempts == 2 and job.resumed_count == 1
     assert Message.objects.count() == 150 == Message.objects.values("external_message_id").distinct().count()
     first = [r for r in fake_reddit.requests if r.path.startswith("/message/")][0]
     assert first.query.get("after")  # it did not start again from the top
