@@ -1,0 +1,104 @@
+"""Crash recovery with the real Celery worker: SIGKILL it halfway, start another, and nothing is lost or doubled.
+
+Run on SQLite with the filesystem broker (the embedded default) and, in the
+MariaDB run, with Redis as the broker.  The heartbeat timeout is 15 s here (2 min
+by default) so the runs stay short; the figures are printed (`pytest -s`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .appstack import AppStack, new_data_dir, wait_for
+
+pytestmark = pytest.mark.chaos
+
+THREADS, PER_THREAD = 4000, 5
+TOTAL = THREADS * PER_THREAD  # 20,000 messages
+RECOVERY = 180  # seconds from the new worker's start to "everything done"
+
+
+@pytest.fixture(scope="module")
+def chaos(_fake_reddit_server):
+    fake = _fake_reddit_server
+    fake.reset()
+    stack = AppStack(new_data_dir("chaos"), fake)
+    try:
+        stack.migrate()
+        identity_id = stack.connect_identity("chaos")
+        fake.bulk_threads("chaos", threads=THREADS, per_thread=PER_THREAD, counterparts=200)
+        yield stack, identity_id
+    finally:
+        stack.close()
+        fake.reset()
+
+
+def _messages(stack) -> int:
+    return stack.scalar("SELECT COUNT(*) FROM messages")
+
+
+def _all_done(stack) -> bool:
+    statuses = stack.job_statuses()
+    return bool(statuses) and set(statuses) == {"done"}
+
+
+def test_a_backfill_killed_halfway_ends_with_every_message_stored_once(chaos):
+    stack, identity_id = chaos
+    worker = stack.start_worker("backfill-worker-1.log")
+    started = time.monotonic()
+    stack.shell("from identities.models import Identity\n"
+                "from inbox.services.syncing import request_backfill\n"
+                f"print(request_backfill(Identity.objects.get(pk={identity_id})).pk)")
+    at_kill = wait_for(lambda: (n := _messages(stack)) >= TOTAL // 2 and n, timeout=600, interval=0.1,
+                       what="half the messages")
+    stack.sigkill(worker)
+    killed = time.monotonic()
+    assert at_kill < TOTAL, "the backfill ended before the kill: nothing was tested"
+    assert "running" in stack.job_statuses()  # the kill left jobs behind "running"
+
+    stack.start_worker("backfill-worker-2.log")
+    wait_for(lambda: _messages(stack) == TOTAL and _all_done(stack), timeout=RECOVERY, interval=0.5,
+             what=f"{TOTAL} messages and every job done (now {_messages(stack)}, {stack.job_statuses()})")
+    recovered = time.monotonic() - killed
+    print(f"\nbackfill: {at_kill} messages at the SIGKILL after {killed - started:.1f}s; "
+          f"{TOTAL} and every job done {recovered:.1f}s after the new worker started")
+    assert stack.scalar("SELECT COUNT(DISTINCT external_message_id) FROM messages") == TOTAL
+    resumed = stack.query("SELECT job_type, resumed_count FROM jobs WHERE resumed_count > 0")
+    assert any(job_type == "ingest.backfill_messages" for job_type, _ in resumed), resumed
+    assert stack.scalar("SELECT COUNT(*) FROM jobs WHERE resumed_count > 1") == 0  # each resumed once
+    assert "worker lost: resumed" in stack.log("backfill-worker-2.log")
+
+
+def test_an_index_rebuild_killed_halfway_ends_with_every_message_indexed(chaos):
+    stack, _ = chaos
+    for process in stack.processes:
+        if process.poll() is None:
+            stack.sigkill(process)
+    if _messages(stack) != TOTAL:
+        pytest.skip("needs the archive of the backfill test")
+    for path in stack.data_dir.glob("search-index.sqlite3*"):
+        path.unlink()  # start from an empty index
+    assert stack.indexed("message") == 0
+    stack.query("DELETE FROM jobs")
+    worker = stack.start_worker("index-worker-1.log")
+    started = time.monotonic()
+    batches = int(stack.shell(
+        "import search\nfrom inbox.models import Message\nfrom rediska.models import Job\n"
+        "search.index_later('message', *Message.objects.values_list('pk', flat=True))\n"
+        "print(Job.objects.filter(job_type='index.upsert_content').count())").splitlines()[-1])
+    assert batches == TOTAL // 500
+    at_kill = wait_for(lambda: (n := stack.indexed("message")) >= TOTAL // 2 and n, timeout=600, interval=0.1,
+                       what="half the documents")
+    stack.sigkill(worker)
+    killed = time.monotonic()
+    assert at_kill < TOTAL, "the rebuild ended before the kill: nothing was tested"
+
+    stack.start_worker("index-worker-2.log")
+    wait_for(lambda: stack.indexed("message") == TOTAL and _all_done(stack), timeout=RECOVERY, interval=0.5,
+             what=f"{TOTAL} indexed messages and every job done (now {stack.indexed('message')}, "
+                  f"{stack.job_statuses()})")
+    recovered = time.monotonic() - killed
+    print(f"\nindex rebuild: {at_kill} documents at the SIGKILL after {killed - started:.1f}s; "
+          f"{TOTAL} and every job done {recovered:.1f}s after the new worker started")
