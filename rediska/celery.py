@@ -16,6 +16,7 @@ app.autodiscover_tasks()
 def _schedule(sender, **kwargs):
     from django.conf import settings
 
+    reap_every = max(1.0, settings.JOBS_HEARTBEAT_TIMEOUT / 4)
     # Called without ids, these tasks fan out over every active identity /
     # every due watch; the ledger dedupes overlapping runs.
     sender.conf.beat_schedule = {
@@ -25,8 +26,9 @@ def _schedule(sender, **kwargs):
         # server was down longer than a job's retries).
         "embed-pending": {"task": "embed.generate", "schedule": 600.0},
         # Jobs whose worker is gone go back in the queue (rediska.jobs.reap_stale_jobs).
-        "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs",
-                            "schedule": max(1.0, settings.JOBS_HEARTBEAT_TIMEOUT / 4)},
+        # A tick still queued when the next is due (the pool was busy) is dropped: expires.
+        "reap-stale-jobs": {"task": "maintenance.reap_stale_jobs", "schedule": reap_every,
+                            "options": {"expires": reap_every}},
         "nightly-backup": {
             "task": "maintenance.mysql_dump_local",
             "schedule": crontab(hour=settings.BACKUP_HOUR_UTC, minute=0),

@@ -353,3 +353,21 @@ def test_the_jobs_page_says_a_job_was_resumed_after_its_worker_was_lost(client, 
     client.force_login(admin_user)
     assert "worker lost, resumed (2 times)" in client.get("/jobs/").content.decode()
     assert "worker lost, resumed (2 times)" in client.get(f"/jobs/{job.pk}/").content.decode()
+
+
+def test_beat_runs_the_reaper_every_quarter_of_the_heartbeat_timeout(settings):
+    from rediska.celery import app
+
+    app.finalize()
+    app.loader.import_default_modules()
+    entry = next(e for e in app.conf.beat_schedule.values() if e["task"] == "maintenance.reap_stale_jobs")
+    assert entry["schedule"] == settings.JOBS_HEARTBEAT_TIMEOUT / 4 == 30
+    assert entry["options"]["expires"] == 30  # ticks queued behind long jobs do not pile up
+    assert "maintenance.reap_stale_jobs" in app.tasks
+
+
+def test_the_reaper_task_reports_what_it_did(sent):
+    from rediska.tasks import reap_stale_jobs
+
+    job = _running(silent_for=timedelta(minutes=3))
+    assert reap_stale_jobs() == {"requeued": [job.pk], "failed": [], "resent": [], "send_errors": []}
