@@ -124,7 +124,6 @@ def _claim(job_id: int | None, name: str, queue: str, args, kwargs, max_attempts
                 max_attempts=max_attempts, status=Job.Status.RUNNING, attempts=1, started_at=now,
                 run_id=run_id, heartbeat_at=Now(),
             )
-            job.refresh_from_db(fields=["heartbeat_at"])
             return job
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
@@ -151,7 +150,6 @@ def _claim(job_id: int | None, name: str, queue: str, args, kwargs, max_attempts
         job.heartbeat_at = Now()
         job.save(update_fields=["status", "attempts", "started_at", "next_run_at", "run_id", "heartbeat_at",
                                 "resumed_count", "last_error", "updated_at"])
-        job.refresh_from_db(fields=["heartbeat_at"])
         return job
 
 
@@ -266,6 +264,8 @@ class Heartbeat(threading.Thread):
             if Job.objects.filter(pk=job.pk, run_id=job.run_id).update(heartbeat_at=Now(),
                                                                       updated_at=timezone.now()):
                 return True
+            if self._stopped.is_set():
+                return False  # the run ended while this beat waited for the database
             gone = not Job.objects.filter(pk=job.pk).exists()
         except DatabaseError as exc:
             log.warning("job %s (%s): heartbeat not recorded, next try in %.0fs: %s", job.pk, job.job_type,

@@ -175,8 +175,10 @@ def superseded(job):
 def sleeper(job, seconds):
     import time
 
-    time.sleep(seconds)
-    return "slept"
+    first = Job.objects.get(pk=job.pk).heartbeat_at
+    time.sleep(seconds)  # silent: no progress reports
+    last = Job.objects.get(pk=job.pk).heartbeat_at
+    return {"beats_apart": (last - first).total_seconds(), "reaped": ledger.reap_stale_jobs()["requeued"]}
 
 
 def _running(job_type="test.echo", *, silent_for=None, attempts=1, max_attempts=10, **fields):
@@ -268,10 +270,10 @@ def test_a_heartbeat_records_the_databases_time():
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_thread_keeps_a_long_silent_task_alive(settings):
     settings.JOBS_HEARTBEAT_TIMEOUT = 0.4  # a beat every 0.1 s
-    assert sleeper(1.0) == "slept"
-    job = Job.objects.get(job_type="test.sleeper")
-    assert job.status == Job.Status.DONE
-    assert ledger.reap_stale_jobs()["requeued"] == []
+    result = sleeper(1.0)
+    assert result["beats_apart"] >= 0.6  # the timer thread beat while the task was silent
+    assert result["reaped"] == []  # so the reaper, running meanwhile, left it alone
+    assert Job.objects.get(job_type="test.sleeper").status == Job.Status.DONE
 
 
 def test_the_reaper_requeues_a_silent_running_job_once_and_sends_it(sent, caplog):
