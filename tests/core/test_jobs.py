@@ -148,6 +148,7 @@ import logging  # noqa: E402
 from datetime import datetime  # noqa: E402
 from datetime import timezone as dt_timezone  # noqa: E402
 
+from django.db import connection  # noqa: E402
 from django.db.models.functions import Now  # noqa: E402
 
 from rediska import jobs as ledger  # noqa: E402
@@ -373,3 +374,43 @@ def test_the_reaper_task_reports_what_it_did(sent):
 
     job = _running(silent_for=timedelta(minutes=3))
     assert reap_stale_jobs() == {"requeued": [job.pk], "failed": [], "resent": [], "send_errors": []}
+
+
+RUNS: list = []
+
+
+@ledger_task("test.counted", queue="test")
+def counted(job):
+    import time
+
+    RUNS.append(job.run_id)
+    time.sleep(0.5)  # still running when the other delivery is claimed
+    return "ran"
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="the tests' in-memory SQLite fails a second writer at once "
+                    "instead of waiting like the real database file (the sequential test above covers SQLite)")
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_resuming_the_same_lost_job_at_the_same_moment_run_it_once():
+    import threading
+
+    RUNS.clear()
+    job = _running("test.counted", silent_for=timedelta(minutes=5))
+    barrier, results = threading.Barrier(2), []
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(counted.apply(kwargs={"job_id": job.pk}).get())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(results, key=str) == [None, "ran"]
+    assert len(RUNS) == 1
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.resumed_count) == (Job.Status.DONE, 2, 1)
