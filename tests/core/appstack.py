@@ -2,8 +2,9 @@
 
 `AppStack` is one installation: a DATA_DIR, its own database (a SQLite file, or a
 fresh MariaDB database when the tests run on MariaDB), the broker the embedded
-default or the MariaDB run uses (filesystem, or Redis database CHAOS_REDIS_DB,
-default 2: none of the test runs' own), the fake provider server of this process,
+default or the MariaDB run uses (filesystem, or a Redis database of its own, never
+one of the test runs': each stack's workers must see only its own messages), the
+fake provider server of this process,
 and helpers to run `manage.py`, start and SIGKILL workers and read the tables.
 """
 
@@ -26,7 +27,6 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(settings.BASE_DIR)
-CHAOS_REDIS_DB = int(os.environ.get("CHAOS_REDIS_DB", "2"))
 
 
 def new_data_dir(name: str) -> Path:
@@ -35,7 +35,7 @@ def new_data_dir(name: str) -> Path:
 
 
 class AppStack:
-    def __init__(self, data_dir: Path, fake, *, heartbeat_timeout: float = 15.0, **extra_env: str):
+    def __init__(self, data_dir: Path, fake, *, redis_db: int, heartbeat_timeout: float = 15.0, **extra_env: str):
         self.data_dir = data_dir
         self.fake = fake
         self.mysql = connection.vendor == "mysql"
@@ -75,7 +75,7 @@ class AppStack:
             auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
             self.env["MYSQL_URL"] = f"mysql://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{self.database}"
             redis = urlsplit(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-            self.env["REDIS_URL"] = f"redis://{redis.netloc}/{CHAOS_REDIS_DB}"
+            self.env["REDIS_URL"] = f"redis://{redis.netloc}/{redis_db}"
             self.flush_redis()
         self.processes: list[subprocess.Popen] = []
 

@@ -7,6 +7,7 @@ by default) so the runs stay short; the figures are printed (`pytest -s`).
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -24,7 +25,7 @@ RECOVERY = 180  # seconds from the new worker's start to "everything done"
 def chaos(_fake_reddit_server):
     fake = _fake_reddit_server
     fake.reset()
-    stack = AppStack(new_data_dir("chaos"), fake)
+    stack = AppStack(new_data_dir("chaos"), fake, redis_db=int(os.environ.get("CHAOS_REDIS_DB", "2")))
     try:
         stack.migrate()
         identity_id = stack.connect_identity("chaos")

@@ -41,7 +41,8 @@ def _free_port() -> int:
 def installation(_fake_reddit_server):
     fake = _fake_reddit_server
     fake.reset()
-    stack = AppStack(new_data_dir("run-sh"), fake, heartbeat_timeout=120, WEB_WORKERS="2",
+    stack = AppStack(new_data_dir("run-sh"), fake, redis_db=int(os.environ.get("STOP_TEST_REDIS_DB", "1")),
+                     heartbeat_timeout=120, WEB_WORKERS="2",
                      WORKER_CONCURRENCY="2")
     try:
         stack.migrate()
