@@ -26,7 +26,7 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce, Now
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .audit import error_text
@@ -73,13 +73,10 @@ def heartbeat_timeout() -> timedelta:
     return timedelta(seconds=settings.JOBS_HEARTBEAT_TIMEOUT)
 
 
-def _silent_since(cutoff_age: timedelta) -> Q:
-    """Rows whose last sign of life (heartbeat, else last update) is older than `cutoff_age`, by the DB's clock."""
-    return Q(seen__lt=Now() - cutoff_age)
-
-
-def _with_seen(queryset):
-    return queryset.annotate(seen=Coalesce("heartbeat_at", "updated_at"))
+def _silent(timeout: timedelta) -> Q:
+    """Rows with no sign of life (heartbeat, else last update) for `timeout`, by the database's clock."""
+    cutoff = Now() - timeout
+    return Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
 
 
 def enqueue(name: str, *args, dedupe_key: str | None = None, queue: str | None = None,
@@ -135,7 +132,7 @@ def _claim(job_id: int | None, name: str, queue: str, args, kwargs, max_attempts
         if job.status == Job.Status.RUNNING:
             # A redelivery (acks_late, a broker's visibility timeout, a resend):
             # the run that holds the row wins while it still beats.
-            if _with_seen(Job.objects.filter(pk=job.pk)).filter(_silent_since(heartbeat_timeout())).exists():
+            if Job.objects.filter(_silent(heartbeat_timeout()), pk=job.pk).exists():
                 job.resumed_count += 1
                 job.last_error = "worker lost, resumed"
                 log.warning("job %s (%s): its worker fell silent, this worker resumes it", job.pk, name)
@@ -289,46 +286,51 @@ def reap_stale_jobs() -> dict:
       worker, e.g. on the filesystem broker, or the broker was down when it was
       sent): sent again.  A duplicate message is harmless: the claim drops it.
 
-    Every change is a conditional UPDATE on the row as it was read, so two
-    reapers running at once never both requeue one job.
+    Each rule is one UPDATE whose WHERE is the staleness itself, tagging the rows
+    it changed with this pass's token: of two reapers at once, each row goes to one.
     """
     timeout = heartbeat_timeout()
-    requeued, failed, resent, send_errors = [], [], [], []
-    stale = _with_seen(Job.objects.filter(status=Job.Status.RUNNING)).filter(_silent_since(timeout))
-    for pk, run_id, attempts, max_attempts, job_type in stale.values_list(
-            "pk", "run_id", "attempts", "max_attempts", "job_type")[:500]:
-        row = Job.objects.filter(pk=pk, status=Job.Status.RUNNING, run_id=run_id)
-        now = timezone.now()
-        if attempts >= max_attempts:
-            if row.update(status=Job.Status.FAILED, finished_at=now, updated_at=now, heartbeat_at=None,
-                          run_id=None, last_error=f"The worker running this job was lost; it is not run again "
-                                                  f"(at most {max_attempts} attempt{'s' if max_attempts > 1 else ''})."):
-                failed.append(pk)
-                log.warning("job %s (%s): worker lost, attempts used up: failed", pk, job_type)
-            continue
-        if row.update(status=Job.Status.QUEUED, resumed_count=F("resumed_count") + 1, last_error="worker lost, resumed",
-                      heartbeat_at=None, run_id=None, next_run_at=None, updated_at=now):
-            requeued.append(pk)
-            log.warning("job %s (%s): no heartbeat for %.0fs, worker lost: resumed", pk, job_type,
+    token = f"reaper-{uuid.uuid4().hex[:24]}"
+    now = timezone.now()
+    stale = Job.objects.filter(_silent(timeout), status=Job.Status.RUNNING)
+    stale.filter(attempts__gte=F("max_attempts")).update(
+        status=Job.Status.FAILED, finished_at=now, updated_at=now, heartbeat_at=None, run_id=f"{token}f",
+        last_error="The worker running this job was lost; it is not run again (no attempts left).")
+    stale.filter(attempts__lt=F("max_attempts")).update(
+        status=Job.Status.QUEUED, resumed_count=F("resumed_count") + 1, last_error="worker lost, resumed",
+        heartbeat_at=None, run_id=token, next_run_at=None, updated_at=now)
+    overdue = Now() - timeout * 5
+    # Bumping updated_at claims the resend and puts the next one five timeouts away.
+    Job.objects.filter(Q(next_run_at__lt=overdue) | Q(next_run_at__isnull=True, updated_at__lt=overdue),
+                       status__in=(Job.Status.QUEUED, Job.Status.RETRYING)).update(
+        updated_at=now, next_run_at=None, run_id=f"{token}w")
+    tags = (token, f"{token}f", f"{token}w")
+    tagged = list(Job.objects.filter(run_id__in=tags).only("pk", "job_type", "payload_json", "run_id"))
+    if not tagged:
+        return {"requeued": [], "failed": [], "resent": [], "send_errors": []}
+    Job.objects.filter(run_id__in=tags).update(run_id=None)
+    failed = [job.pk for job in tagged if job.run_id == f"{token}f"]
+    for job in tagged:
+        if job.run_id == f"{token}f":
+            log.warning("job %s (%s): worker lost and no attempts left: failed, not run again", job.pk, job.job_type)
+    to_send = [job for job in tagged if job.run_id != f"{token}f"]
+    requeued = [job.pk for job in to_send if job.run_id == token]
+    resent = [job.pk for job in to_send if job.run_id != token]
+    for job in to_send:
+        if job.run_id == token:
+            log.warning("job %s (%s): no heartbeat for %.0fs, worker lost: resumed", job.pk, job.job_type,
                         timeout.total_seconds())
-    waiting = _with_seen(Job.objects.filter(status__in=(Job.Status.QUEUED, Job.Status.RETRYING))).annotate(
-        due=Coalesce("next_run_at", "updated_at")).filter(due__lt=Now() - timeout * 5)
-    for job in waiting.only("pk", "job_type", "payload_json", "status", "updated_at")[:500]:
-        # Bumping updated_at both claims the resend and pushes the next one five timeouts away.
-        if not Job.objects.filter(pk=job.pk, status=job.status, updated_at=job.updated_at).update(
-                updated_at=timezone.now(), next_run_at=None):
-            continue
-        resent.append(job.pk)
-    for pk in requeued + resent:
-        job = Job.objects.filter(pk=pk).only("pk", "job_type", "payload_json").first()
-        if job is None:
+    if resent:
+        log.warning("jobs %s waited too long for a worker (lost messages?): sent again", resent)
+    send_errors = []
+    for job in to_send:
+        if send_errors:  # the broker is down: the rest waits for the next pass too
+            send_errors.append(job.pk)
             continue
         try:
             _send(job)
         except Exception as exc:  # noqa: BLE001 - any broker failure: the next pass resends it
-            send_errors.append(pk)
+            send_errors.append(job.pk)
             log.error("job %s (%s) could not be sent (broker down?); the reaper sends it again in %.0fs: %s",
-                      pk, job.job_type, timeout.total_seconds() * 5, error_text(exc))
-    if resent:
-        log.warning("jobs %s were waiting too long for a worker (lost messages?): sent again", resent)
+                      job.pk, job.job_type, timeout.total_seconds() * 5, error_text(exc))
     return {"requeued": requeued, "failed": failed, "resent": resent, "send_errors": send_errors}

@@ -316,7 +316,8 @@ def test_the_reaper_fails_a_lost_job_that_may_run_only_once(sent):
     assert ledger.reap_stale_jobs()["failed"] == [job.pk]
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
-    assert job.last_error == "The worker running this job was lost; it is not run again (at most 1 attempt)."
+    assert job.last_error == "The worker running this job was lost; it is not run again (no attempts left)."
+    assert job.run_id is None
     assert sent == []
 
 
