@@ -146,10 +146,14 @@ def messages_hidden(request, pk: int):
 def _sync_panel(request, identity: Identity, *, error: str | None = None, status: int = 200):
     jobs = syncing.active_jobs(identity)
     cursors = syncing.cursors(identity)
+    listings = syncing.listing_states(identity)
     context = {
         "identity": identity,
         "jobs": jobs,
         "cursors": cursors,
+        "listings": listings,
+        "stopped_listings": [l for l in listings if not l.works],
+        "working_listings": [l for l in listings if l.works],
         "live": bool(jobs) or any(c.walking for c in cursors),
         "error": error,
     }

@@ -28,11 +28,11 @@ from django.utils import timezone
 import search
 from identities.models import Identity
 from rediska import audit
-from rediska.providers.base import ProviderSession, RemoteMessage, Skipped
-from rediska.providers.errors import AuthError, ProviderError
+from rediska.providers.base import ListingStatus, ProviderSession, RemoteMessage, Skipped
+from rediska.providers.errors import AuthError, ListingUnavailableError, ProviderError
 
 from ..accounts import apply_message_history, mark_remote_status, upsert_accounts
-from ..models import Conversation, ExternalAccount, Message, SendAttempt, SyncCursor
+from ..models import Conversation, ExternalAccount, ListingState, Message, SendAttempt, SyncCursor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class WalkResult:
     new: int = 0
     changed: int = 0
     skipped: int = 0
+    # Items of the listing that are not private messages (comment replies, mentions): counted only.
+    other_items: int = 0
     complete: bool = False
     busy: bool = False
 
@@ -450,8 +452,16 @@ def walk_folder(
             cursor.walk_stop_at = None  # a backfill takes over an interrupted sync and goes to the end
         cursor.save()
         after = cursor.walk_after
+        seen_listings: set[tuple] = set()
         while True:
-            page = session.list_messages(folder, after=after, limit=page_size)
+            try:
+                page = session.list_messages(folder, after=after, limit=page_size)
+            except ListingUnavailableError as exc:
+                record_listings(identity, exc.listings)
+                raise
+            if set(page.listings) - seen_listings:
+                record_listings(identity, page.listings)
+                seen_listings |= set(page.listings)
             for item in page.skipped:
                 log.warning("%s page item %s skipped: %s", folder, item.external_id or "?", item.reason)
             with transaction.atomic():
@@ -463,6 +473,7 @@ def walk_folder(
             result.new += len(stored.new_ids)
             result.changed += len(stored.changed_ids)
             result.skipped += len(stored.skipped) + len(page.skipped)
+            result.other_items += page.other_items
             if on_page:
                 on_page(result)
             if done:
@@ -472,6 +483,16 @@ def walk_folder(
     finally:
         _release(cursor, owner)
     return result
+
+
+def record_listings(identity: Identity, listings: Iterable[ListingStatus]) -> None:
+    """Remember which of the provider's listings answered for this identity (shown on its page)."""
+    now = timezone.now()
+    for status in listings:
+        ListingState.objects.update_or_create(
+            identity=identity, listing=status.listing[:32],
+            defaults={"folder": status.folder, "label": status.label[:200], "works": status.works,
+                      "detail": (status.detail or "")[:255], "checked_at": now})
 
 
 def _advance_cursor(identity: Identity, cursor: SyncCursor, page, stored: PageResult, done: bool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
@@ -18,9 +18,10 @@ from rediska import audit
 from rediska.jobs import enqueue
 from rediska.models import Job
 from rediska.providers.base import ProviderSession
+from rediska.providers.errors import ListingUnavailableError
 
 from ..errors import InboxError
-from ..models import SyncCursor
+from ..models import ListingState, SyncCursor
 from .ingest import WalkResult, check_counterparts, walk_folder
 
 FOLDERS = ("inbox", "sent")
@@ -95,10 +96,15 @@ def schedule_syncs(now=None) -> list[Job]:
 class SyncSummary:
     folders: list[WalkResult]
     accounts_checked: int
+    # Folder -> why the provider no longer serves it to this app.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"folders": [f.as_dict() for f in self.folders], "accounts_checked": self.accounts_checked,
-                "new": self.new, "messages": sum(f.messages for f in self.folders)}
+        summary = {"folders": [f.as_dict() for f in self.folders], "accounts_checked": self.accounts_checked,
+                   "new": self.new, "messages": sum(f.messages for f in self.folders)}
+        if self.unavailable:
+            summary["unavailable"] = self.unavailable
+        return summary
 
     @property
     def new(self) -> int:
@@ -107,9 +113,26 @@ class SyncSummary:
 
 def sync_identity(identity: Identity, session: ProviderSession, *, owner: str,
                   on_page: Callable[[WalkResult], None] | None = None) -> SyncSummary:
-    """Fetch what is new in every folder (everything, the first time), then check a few counterparts."""
-    folders = [walk_folder(identity, session, folder, full=False, owner=owner, on_page=on_page) for folder in FOLDERS]
-    return SyncSummary(folders=folders, accounts_checked=check_counterparts(identity, session))
+    """Fetch what is new in every folder (everything, the first time), then check a few counterparts.
+
+    A folder the provider no longer serves is noted and the others still sync;
+    when none is served the sync fails in plain words (retrying would not help).
+    """
+    folders, unavailable, first_refusal = [], {}, None
+    for folder in FOLDERS:
+        try:
+            folders.append(walk_folder(identity, session, folder, full=False, owner=owner, on_page=on_page))
+        except ListingUnavailableError as exc:
+            unavailable[folder] = exc.user_message
+            first_refusal = first_refusal or exc
+    if not folders:
+        raise first_refusal
+    return SyncSummary(folders=folders, accounts_checked=check_counterparts(identity, session),
+                       unavailable=unavailable)
+
+
+def listing_states(identity: Identity) -> list[ListingState]:
+    return list(ListingState.objects.filter(identity=identity).order_by("folder", "id"))
 
 
 def cursors(identity: Identity) -> list[SyncCursor]:

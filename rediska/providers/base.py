@@ -79,10 +79,29 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class ListingStatus:
+    """Whether one of the provider's listings answered for this identity.
+
+    `listing` is the provider's stable name for it, `label` says it in plain
+    words, `detail` why it does not work (empty when it does).
+    """
+
+    listing: str
+    folder: str
+    label: str
+    works: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class MessagePage:
     messages: list[RemoteMessage]
     after: str | None  # cursor for the next (older) page; None at the end
     skipped: list[Skipped] = field(default_factory=list)
+    # Items of the listing that are not private messages (comment replies, mentions): counted, not stored.
+    other_items: int = 0
+    # The listings asked for this page (the one that served it, and any that refused on the way).
+    listings: tuple[ListingStatus, ...] = ()
 
 
 @dataclass(frozen=True)

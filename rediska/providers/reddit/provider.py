@@ -1,18 +1,25 @@
 """The Reddit provider: OAuth (web app, permanent) and a PRAW session per identity.
 
 Folders: `inbox` is `/message/messages` (every private-message thread, received
-and sent, newest activity first, each thread flattened root first), `sent` is
-`/message/sent` (flat, newest first).  Locations are subreddits.  Ids are
-base36 without the kind prefix; cursors (`after`) are Reddit fullnames and
-passed back unchanged.
+and sent, newest activity first, each thread flattened root first) where Reddit
+still serves it; since 2025 it redirects many accounts to the login page, and
+then `/message/inbox` (everything received, flat: its comment replies and
+mentions are counted, not stored) and at last `/message/unread` serve instead.
+`sent` is `/message/sent` (flat, newest first).  Each page says which listings
+answered (`MessagePage.listings`).  Locations are subreddits.  Ids are base36
+without the kind prefix; a message cursor is the fullname, prefixed
+`<listing>:` for a fallback listing, so a resumed walk stays on the listing it
+started on.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..base import (
+    ListingStatus,
     MessageFolder,
     MessagePage,
     PostPage,
@@ -26,13 +33,26 @@ from ..base import (
     SentMessage,
     TokenSet,
 )
-from ..errors import AuthError, InvalidRequestError, NotFoundError, NotConfiguredError, TransientError
+from ..errors import (
+    AuthError,
+    InvalidRequestError,
+    ListingUnavailableError,
+    NotConfiguredError,
+    NotFoundError,
+    TransientError,
+)
 from . import client, mappers
 from .config import SCOPES, load, load_for_app
 
 USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
 COMMUNITY = re.compile(r"^[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*$")
-FOLDERS = {"inbox": "message/messages", "sent": "message/sent"}
+# Per folder, the listings to read in order of preference: (name, path, label).
+FOLDERS = {
+    "inbox": (("messages", "message/messages", "Private message threads (/message/messages)"),
+              ("inbox", "message/inbox", "Everything received (/message/inbox)"),
+              ("unread", "message/unread", "Unread messages (/message/unread)")),
+    "sent": (("sent", "message/sent", "Sent messages (/message/sent)"),),
+}
 SORTS = ("new", "hot", "top")
 MAX_SUBJECT = 100
 MAX_BODY = 10_000
@@ -88,8 +108,29 @@ class RedditSession(ProviderSession):
     def list_messages(self, folder: MessageFolder, *, after: str | None = None, limit: int = 100) -> MessagePage:
         if folder not in FOLDERS:
             raise InvalidRequestError(f"Unknown message folder {folder!r}.")
-        listing = self._get(FOLDERS[folder], limit=_limit(limit), after=after or None)
-        return _mapped(mappers.message_page, listing)
+        listings = FOLDERS[folder]
+        names = [name for name, _, _ in listings]
+        start, cursor = 0, after or None
+        if cursor:
+            name, sep, rest = cursor.partition(":")
+            if sep and name in names:
+                start, cursor = names.index(name), rest or None
+        tried = []
+        for name, path, label in listings[start:]:
+            try:
+                listing = self._get(path, f"the listing /{path}", limit=_limit(limit), after=cursor)
+            except ListingUnavailableError as exc:
+                tried.append(ListingStatus(name, folder, label, works=False, detail=exc.user_message))
+                cursor = None  # one listing's cursor means nothing in the next: start at its top
+                continue
+            page = _mapped(mappers.message_page, listing)
+            tried.append(ListingStatus(name, folder, label, works=True))
+            after = f"{name}:{page.after}" if page.after and name != names[0] else page.after
+            return replace(page, after=after, listings=tuple(tried))
+        raise ListingUnavailableError(
+            f"Reddit no longer serves the {folder} folder to this app: "
+            + "; ".join(f"/{path}" for _, path, _ in listings[start:]) + " redirect to the login page.",
+            listings=tuple(tried))
 
     def send_message(self, *, to: str, subject: str, body: str,
                      reply_to_external_id: str | None = None) -> SentMessage:
