@@ -17,8 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urlencode, urlsplit
 
 from ..base import (
+    Capabilities,
     ListingStatus,
     MessageFolder,
     MessagePage,
@@ -41,7 +43,7 @@ from ..errors import (
     NotFoundError,
     TransientError,
 )
-from . import client, mappers
+from . import client, feeds, mappers
 from .config import SCOPES, load, load_for_app
 
 USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
@@ -258,6 +260,53 @@ class RedditProvider(Provider):
         if not refresh_token:
             raise AuthError("This identity has no stored access: reconnect it.")
         return RedditSession(load_for_app(), refresh_token)
+
+
+    # --- the personal feed token, and Reddit's own compose page ---------------------------
+    accepts_feed_tokens = True
+
+    def capabilities(self, *, oauth: bool, feed_token: bool) -> Capabilities:
+        if oauth:
+            return Capabilities(True, True, True, True, True)
+        if feed_token:
+            return Capabilities(
+                sync_received=True, sync_sent=False, send=False, browse=True, read_profiles=True,
+                reasons={"sync_sent": feeds.NO_SENT_FEED,
+                         "send": "Sending through Rediska needs a Reddit API app. With the feed token you send on "
+                                 "Reddit's own page: “Open on Reddit to send” fills it in, you press Send there."})
+        return Capabilities.none("This identity has no connection to Reddit (only imported history): connect it "
+                                 "with an API app or your feed token to use this.")
+
+    def connect_help(self) -> dict[str, str]:
+        return {
+            "oauth": "If you own a Reddit API app (reddit.com/prefs/apps, type “web app”), Rediska signs in with it: "
+                     "it can then sync everything and send for you when you press Send.",
+            "oauth_missing": "This Rediska has no Reddit API app configured (PROVIDER_REDDIT_CLIENT_ID and "
+                             "_SECRET). Reddit no longer grants new ones to most people: use the feed token.",
+            "feed_token": "Signed in on Reddit, open reddit.com/prefs/feeds. Under “Private RSS feeds”, copy the "
+                          "link of your inbox feed (right-click, copy link) and paste it here: it ends with "
+                          "“?feed=…&user=…”. Or paste just the value after “feed=” and type your username. "
+                          "Rediska reads your inbox once to check it. It can then keep your inbox current, find "
+                          "leads and read profiles; you send on Reddit's own page.",
+            "export": "Ask Reddit for a copy of your data at reddit.com/settings/data-request; it arrives by email "
+                      "as a ZIP, usually within days. Importing it archives your full history, chats included.",
+        }
+
+    def parse_feed_token(self, text: str, username: str | None = None) -> tuple[str, str]:
+        host = (urlsplit(load().feed_url).hostname or "").lower()
+        return feeds.parse_reference(text, username, feed_hosts=("reddit.com", host))
+
+    def feed_session(self, username: str, token: str) -> ProviderSession:
+        config = load()
+        if not config.enabled:
+            raise NotConfiguredError("This provider is disabled (PROVIDER_REDDIT_ENABLED).")
+        if not token:
+            raise AuthError("This identity has no stored feed token: add it again.")
+        return feeds.FeedSession(config, _username(username), token)
+
+    def compose_url(self, *, to: str, subject: str, body: str) -> str | None:
+        query = urlencode({"to": _username(to), "subject": (subject or "")[:MAX_SUBJECT], "message": body})
+        return f"{load().base_url}/message/compose/?{query}"
 
 
 def build_provider() -> Provider:
