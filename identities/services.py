@@ -251,7 +251,9 @@ def capabilities_for(identity: Identity) -> Capabilities:
     """What the identity can do, decided by its provider from how it is connected."""
     types = connection_types(identity)
     provider = get_provider(identity.provider_id)
-    return provider.capabilities(oauth=REFRESH_TOKEN in types and provider.is_configured(),
+    # An OAuth identity of an app missing its settings still counts as OAuth: the operator's
+    # problem is named when a session is asked for (NotConfiguredError), not hidden here.
+    return provider.capabilities(oauth=REFRESH_TOKEN in types,
                                  feed_token=FEED_TOKEN in types and provider.accepts_feed_tokens)
 
 

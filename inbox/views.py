@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from identities.models import Identity
 from identities.onboarding import identity_required
-from identities.services import is_do_not_contact
+from identities.services import capabilities_for, is_do_not_contact
 
 from . import tasks
 from .errors import InboxError, SendError
@@ -147,7 +147,11 @@ def _sync_panel(request, identity: Identity, *, error: str | None = None, status
     jobs = syncing.active_jobs(identity)
     cursors = syncing.cursors(identity)
     listings = syncing.listing_states(identity)
+    capabilities = capabilities_for(identity)
     context = {
+        "capabilities": capabilities,
+        "cursor_rows": [(c, capabilities.why_not("sync_received" if c.folder == "inbox" else "sync_sent"))
+                        for c in cursors],
         "identity": identity,
         "jobs": jobs,
         "cursors": cursors,
@@ -163,7 +167,7 @@ def _sync_panel(request, identity: Identity, *, error: str | None = None, status
 
 @require_GET
 def identity_sync_panel(request, identity_id: int):
-    return _sync_panel(request, get_object_or_404(Identity, pk=identity_id))
+    return _sync_panel(request, get_object_or_404(Identity.objects.prefetch_related("credentials"), pk=identity_id))
 
 
 def _start(request, identity_id: int, start, done: str):

@@ -22,9 +22,12 @@ def auth_client(client, admin_user):
 
 @pytest.fixture
 def identity(db):
-    from tests.factories import IdentityFactory
+    """A connected identity (an OAuth credential stored): one that can sync, send and browse."""
+    from tests.factories import IdentityFactory, ProviderCredentialFactory
 
-    return IdentityFactory(is_default=True)
+    identity = IdentityFactory(is_default=True)
+    ProviderCredentialFactory(identity=identity)
+    return identity
 
 
 from tests.fakes.llm_server import _fake_llm_server, fake_llm  # noqa: E402,F401
