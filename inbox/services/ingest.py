@@ -272,10 +272,25 @@ def _conversations(identity, page, directions, now) -> dict[str, Conversation]:
     return found
 
 
-def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, int]:
-    """Give sends stored without a remote id (the provider did not say) their id; returns ext id -> pk.
+def _words(text: str | None) -> str:
+    return " ".join((text or "").split())
 
-    Matched by body with the identity's sends still waiting for an id.  A
+
+def _same_send(attempt: SendAttempt, m: RemoteMessage) -> bool:
+    """The stored send and the provider's message are one: same text (whitespace aside), same recipient.
+
+    Whitespace is ignored because a message sent by hand on the provider's page
+    comes back re-wrapped (feeds and exports reflow it)."""
+    if m.recipient and attempt.to_username.lower() != m.recipient.lower():
+        return False
+    return attempt.message.body_text == m.body or _words(attempt.message.body_text) == _words(m.body)
+
+
+def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, int]:
+    """Give sends stored without a remote id (the provider did not say, or the user sent it by hand on
+    the provider's page and marked it "I sent it") their id; returns ext id -> pk.
+
+    Matched by text and recipient with the identity's sends still waiting for an id.  A
     conversation opened by such a send takes the thread's real id, unless
     the thread is already stored.
     """
@@ -288,8 +303,7 @@ def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, i
     )
     adopted: dict[str, int] = {}
     for m in outgoing:
-        match = next((a for a in pending if a.message.body_text == m.body and a.message_id not in adopted.values()),
-                     None)
+        match = next((a for a in pending if a.message_id not in adopted.values() and _same_send(a, m)), None)
         if match is None:
             continue
         conversation = match.message.conversation

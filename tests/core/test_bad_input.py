@@ -48,6 +48,7 @@ OBJECT_OF = {
     "identities:feed_token": "identity", "identities:feed_token_remove": "identity",
     "inbox:conversation": "conversation", "inbox:reply": "conversation",
     "inbox:conversation_hidden": "conversation", "inbox:messages_hidden": "conversation",
+    "inbox:compose_on_site": "conversation", "inbox:sent_by_hand": "conversation",
     "leads:lead_detail": "lead", "leads:lead_status": "lead", "leads:lead_refresh": "lead",
     "leads:person": "account", "leads:person_fetch": "account", "leads:person_dnc": "account",
     "leads:image": "attachment",
