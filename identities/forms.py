@@ -54,9 +54,17 @@ class FeedTokenForm(forms.Form):
     display_name = forms.CharField(max_length=128, required=False, label="Display name",
                                    help_text="Shown in Rediska only; defaults to the account's username.")
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "feed_%s")  # the API app's form is on the same page
+        super().__init__(*args, **kwargs)
+
 
 class FeedTokenReplaceForm(forms.Form):
     feed_link = FeedLinkField()
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "feed_%s")
+        super().__init__(*args, **kwargs)
 
 
 class VoiceFields(forms.Form):
