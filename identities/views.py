@@ -63,11 +63,12 @@ def _groups(identities) -> list[dict]:
     order = list(providers) + sorted(set(names) - set(providers))
     groups = {pid: {"provider_id": pid, "display_name": names.get(pid) or providers[pid].display_name,
                     "configured": pid in providers and providers[pid].is_configured(),
+                    "feed_tokens": pid in providers and providers[pid].accepts_feed_tokens,
                     "identities": [], "default_identity_id": None} for pid in order}
     for identity in identities:
         group = groups.setdefault(identity.provider_id, {
             "provider_id": identity.provider_id, "display_name": identity.provider_id, "configured": False,
-            "identities": [], "default_identity_id": None})
+            "feed_tokens": False, "identities": [], "default_identity_id": None})
         group["identities"].append(identity)
         if identity.is_default:
             group["default_identity_id"] = identity.pk
