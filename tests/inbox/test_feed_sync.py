@@ -8,7 +8,8 @@ from inbox import tasks
 from inbox.models import Conversation, ListingState, Message, SyncCursor
 from rediska.models import Job
 from rediska.providers.base import RemoteAccount
-from rediska.providers.errors import AuthError, RateLimitedError
+from inbox.services.ingest import walk_folder
+from rediska.providers.errors import AuthError, RateLimitedError, TransientError
 from tests.factories import ProviderFactory
 
 
@@ -97,9 +98,8 @@ def test_a_malformed_feed_keeps_what_is_stored(fake_feeds, feed_alice):
     fake_feeds.reddit.add_message("bob", "alice", "hello")
     tasks.sync_delta(feed_alice.pk)
     fake_feeds.inject(r"^/message/inbox", status=200, body=b"<feed><entry>")
-    with pytest.raises(Exception, match="not well-formed"):
-        walk = __import__("inbox.services.ingest", fromlist=["walk_folder"]).walk_folder
-        walk(feed_alice, session_for(feed_alice), "inbox", full=True, owner="test")
+    with pytest.raises(TransientError, match="not well-formed"):
+        walk_folder(feed_alice, session_for(feed_alice), "inbox", full=True, owner="test")
     assert Message.objects.count() == 1 and SyncCursor.objects.get(folder="inbox").synced_until
 
 

@@ -59,9 +59,10 @@ from ..errors import (
     TransientError,
 )
 from .config import Config
+from .names import SORTS, USERNAME, community
+from .names import username as check_username
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
 FULLNAME = re.compile(r"^t([1-6])_([a-z0-9]{1,13})$")
 ATOM_FEED = "{http://www.w3.org/2005/Atom}feed"
 MAX_ENTRY_CHARS = 1024 * 1024  # an entry's HTML beyond this is skipped, the rest of the feed kept
@@ -438,9 +439,7 @@ class FeedSession(ProviderSession):
 
     def list_posts(self, location: str, *, sort: PostSort = "new", query: str | None = None,
                    after: str | None = None, limit: int = 100) -> PostPage:
-        from .provider import SORTS, _community
-
-        name = _community(location)
+        name = community(location)
         if sort not in SORTS:
             raise InvalidRequestError(f"Unknown sort {sort!r} (new, hot or top).")
         if query is not None and query.strip():
@@ -470,9 +469,7 @@ class FeedSession(ProviderSession):
 
     def fetch_profile(self, username: str) -> RemoteAccount:
         """What a user feed tells: the account answers (active), is gone (deleted) or closed (suspended)."""
-        from .provider import _username
-
-        name = _username(username)
+        name = check_username(username)
         try:
             self._entries(f"user/{quote(name)}/.rss", f"u/{name}", limit=1)
         except NotFoundError:
@@ -483,9 +480,7 @@ class FeedSession(ProviderSession):
 
     def fetch_profile_items(self, username: str, kind: ProfileItemKind, *, after: str | None = None,
                             limit: int = 100) -> ProfileItemPage:
-        from .provider import _username
-
-        name = _username(username)
+        name = check_username(username)
         if kind not in ("post", "comment"):
             raise InvalidRequestError(f"Unknown profile item kind {kind!r}.")
         path = f"user/{quote(name)}/{'submitted' if kind == 'post' else 'comments'}/.rss"

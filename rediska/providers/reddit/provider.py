@@ -44,10 +44,9 @@ from ..errors import (
     TransientError,
 )
 from . import client, feeds, mappers
+from .names import SORTS, community as _community, username as _username
 from .config import SCOPES, load, load_for_app
 
-USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
-COMMUNITY = re.compile(r"^[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*$")
 # Per folder, the listings to read in order of preference: (name, path, label).
 FOLDERS = {
     "inbox": (("messages", "message/messages", "Private message threads (/message/messages)"),
@@ -55,23 +54,8 @@ FOLDERS = {
               ("unread", "message/unread", "Unread messages (/message/unread)")),
     "sent": (("sent", "message/sent", "Sent messages (/message/sent)"),),
 }
-SORTS = ("new", "hot", "top")
 MAX_SUBJECT = 100
 MAX_BODY = 10_000
-
-
-def _username(value: str) -> str:
-    name = (value or "").strip().removeprefix("/").removeprefix("u/").removeprefix("user/")
-    if not USERNAME.match(name):
-        raise InvalidRequestError(f"{value!r} is not a Reddit username (3-20 letters, digits, _ or -).")
-    return name
-
-
-def _community(value: str) -> str:
-    name = (value or "").strip().removeprefix("/").removeprefix("r/")
-    if not COMMUNITY.match(name):
-        raise InvalidRequestError(f"{value!r} is not a subreddit name.")
-    return name
 
 
 def _limit(limit: int) -> int:
