@@ -27,7 +27,8 @@ class DraftForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "id": "draft-body"}),
         error_messages={"required": "The message is empty."},
     )
-    action = forms.ChoiceField(choices=[("save", "Save"), ("send", "Send")], required=False)
+    action = forms.ChoiceField(choices=[("save", "Save"), ("send", "Send"), ("open_on_site", "Open to send"),
+                                        ("sent_by_hand", "I sent it")], required=False)
 
     def __init__(self, *args, first_message: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,7 +37,7 @@ class DraftForm(forms.Form):
     def clean(self):
         data = super().clean()
         data["action"] = data.get("action") or "save"
-        if data["action"] == "send" and self.first_message and not data.get("subject"):
+        if data["action"] != "save" and self.first_message and not data.get("subject"):
             self.add_error("subject", "A first message needs a subject.")
         return data
 

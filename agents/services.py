@@ -454,6 +454,48 @@ def send_draft(draft: Draft, *, body: str, subject: str | None) -> Message:
     return message
 
 
+def _draft_target(draft: Draft, subject: str | None) -> dict:
+    return {"conversation": draft.conversation,
+            "to_username": None if draft.conversation else draft.account.external_username,
+            "subject": None if draft.conversation else subject}
+
+
+def open_draft_on_site(draft: Draft, *, body: str, subject: str | None) -> dict:
+    """Every send rule, then the provider's prefilled compose page for this draft (the edits are kept)."""
+    from inbox.services.sending import prepare_site_send
+
+    if draft.status != Draft.Status.DRAFT:
+        raise AgentError(f"This draft was already {draft.status}.")
+    if draft.conversation is None and not subject:
+        raise AgentError("A first message needs a subject.")
+    check_draftable(draft.identity, draft.account)
+    site_send = prepare_site_send(identity=draft.identity, body=body, **_draft_target(draft, subject))
+    update_draft(draft, body=body, subject=subject)
+    return site_send
+
+
+def record_draft_sent_by_hand(draft: Draft, *, body: str, subject: str | None) -> Message:
+    """The draft page's "I sent it": the draft is sent (by hand), its message stored once."""
+    from inbox.services.sending import record_sent_by_hand
+
+    if draft.status == Draft.Status.SENT and draft.sent_message_id:
+        return draft.sent_message  # the second click of a double click
+    if draft.status != Draft.Status.DRAFT:
+        raise AgentError(f"This draft was already {draft.status}.")
+    check_draftable(draft.identity, draft.account)
+    message = record_sent_by_hand(identity=draft.identity, body=body, idempotency_key=f"draft-{draft.pk}",
+                                  **_draft_target(draft, subject))
+    with transaction.atomic():
+        Draft.objects.filter(pk=draft.pk).update(
+            status=Draft.Status.SENT, body_text=body, subject=subject or None, sent_message=message,
+            updated_at=timezone.now(),
+        )
+        draft.status, draft.body_text, draft.sent_message = Draft.Status.SENT, body, message
+        audit.record("draft.send", entity=draft, identity_id=draft.identity_id,
+                     response={"message_id": message.pk, "by_hand": True})
+    return message
+
+
 # --- requests from the UI (enqueue a job) -------------------------------------------
 
 

@@ -13,7 +13,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from identities.services import is_do_not_contact
+from identities.services import capabilities_for, is_do_not_contact
 from inbox.models import Conversation, ExternalAccount
 from inbox.services.sending import MAX_BODY
 from leads.models import LeadPost
@@ -184,11 +184,13 @@ def suggest_reply(request, conversation_id: int):
 
 def _get_draft(pk: int) -> Draft:
     return get_object_or_404(
-        Draft.objects.select_related("identity", "account", "lead_post", "conversation", "llm_call"), pk=pk
+        Draft.objects.select_related("identity__provider", "account", "lead_post", "conversation", "llm_call")
+        .prefetch_related("identity__credentials"), pk=pk
     )
 
 
-def _draft_page(request, draft, *, form=None, discard_form=None, error=None, status=200):
+def _draft_page(request, draft, *, form=None, discard_form=None, error=None, status=200, site_send=None):
+    by_site = not capabilities_for(draft.identity).send
     return render(
         request, "agents/draft_detail.html",
         {
@@ -197,6 +199,10 @@ def _draft_page(request, draft, *, form=None, discard_form=None, error=None, sta
             "discard_form": discard_form or DiscardForm(),
             "dnc": is_do_not_contact(draft.account.provider_id, draft.account.external_username),
             "error": error,
+            "by_site": by_site,
+            "send_reason": capabilities_for(draft.identity).why_not("send") if by_site else "",
+            "provider_name": draft.identity.provider.display_name,
+            "site_send": site_send,
         },
         status=status,
     )
@@ -213,7 +219,13 @@ def draft_detail(request, pk: int):
         return _draft_page(request, draft, form=form, status=400)
     action, body, subject = (form.cleaned_data[k] for k in ("action", "body", "subject"))
     try:
-        if action == "send":
+        if action == "open_on_site":
+            site_send = services.open_draft_on_site(draft, body=body, subject=subject)
+            return _draft_page(request, draft, form=form, site_send=site_send)
+        if action == "sent_by_hand":
+            services.record_draft_sent_by_hand(draft, body=body, subject=subject)
+            messages.success(request, f"Recorded as sent by hand to {draft.account.external_username}.")
+        elif action == "send":
             services.send_draft(draft, body=body, subject=subject)
             messages.success(request, f"Sent to {draft.account.external_username}.")
         else:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from rediska.providers import all_providers
+from rediska.providers import all_providers, get_provider
 
 from .models import Provider
 
@@ -29,6 +29,42 @@ class ConnectForm(forms.Form):
     provider_id = ProviderField()
     display_name = forms.CharField(max_length=128, required=False, label="Display name",
                                    help_text="Shown in Rediska only; defaults to the account's username.")
+
+
+def feed_provider_choices() -> list[tuple[str, str]]:
+    return [(pid, name) for pid, name in provider_choices() if get_provider(pid).accepts_feed_tokens]
+
+
+class FeedLinkField(forms.CharField):
+    """A pasted private feed link or bare token: a secret, so never rendered back into the page."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=2000, label="Private feed link (or the feed token)", strip=True,
+                         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off",
+                                                                                "spellcheck": "false"}),
+                         **kwargs)
+
+
+class FeedTokenForm(forms.Form):
+    provider_id = forms.ChoiceField(choices=feed_provider_choices, label="Provider",
+                                    error_messages={"invalid_choice": "Unknown provider: %(value)s."})
+    feed_link = FeedLinkField()
+    username = forms.CharField(max_length=128, required=False, label="Username",
+                               help_text="Only needed when you paste the bare token instead of the link.")
+    display_name = forms.CharField(max_length=128, required=False, label="Display name",
+                                   help_text="Shown in Rediska only; defaults to the account's username.")
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "feed_%s")  # the API app's form is on the same page
+        super().__init__(*args, **kwargs)
+
+
+class FeedTokenReplaceForm(forms.Form):
+    feed_link = FeedLinkField()
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "feed_%s")
+        super().__init__(*args, **kwargs)
 
 
 class VoiceFields(forms.Form):

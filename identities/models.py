@@ -8,6 +8,8 @@ from rediska.fields import MediumTextField, created_at, updated_at
 
 VOICE_KEYS = ("system_prompt", "tone", "style")
 REFRESH_TOKEN = "oauth_refresh_token"
+# The user's personal feed token (reads their feeds as them; never sends).
+FEED_TOKEN = "feed_token"
 
 
 class Provider(models.Model):

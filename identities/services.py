@@ -8,7 +8,12 @@ Rules kept here and nowhere else:
 - deactivating the default hands the role to the oldest other active identity;
 - identities are never deleted (conversations keep theirs forever) and a
   deactivated one stays readable; reconnecting reactivates it;
-- refresh tokens are stored only encrypted (`rediska.crypto`, bound to their row).
+- refresh tokens and feed tokens are stored only encrypted (`rediska.crypto`,
+  bound to their row), never logged, shown only masked;
+- a session is OAuth when the identity has a refresh token (and the app is
+  configured), else its feed token, else there is none;
+- what an identity can do comes from `capabilities_for` (the provider decides
+  from how it is connected); callers ask it, never the kind of connection.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from django.utils import timezone
 
 from rediska import audit, crypto
 from rediska.providers import all_providers, get_provider
-from rediska.providers.base import MessagePage, PostPage, ProfileItemPage, ProviderSession, RemoteAccount
-from rediska.providers.base import RemotePost, SentMessage
-from rediska.providers.errors import AuthError
+from rediska.providers.base import Capabilities, MessagePage, PostPage, ProfileItemPage, ProviderSession
+from rediska.providers.base import RemoteAccount, RemotePost, SentMessage
+from rediska.providers.errors import AuthError, ProviderError
 
-from .models import REFRESH_TOKEN, VOICE_KEYS, DoNotContact, Identity, Provider, ProviderCredential
+from .models import FEED_TOKEN, REFRESH_TOKEN, VOICE_KEYS, DoNotContact, Identity, Provider, ProviderCredential
 
 log = logging.getLogger(__name__)
 MAX_USERNAME = 128
@@ -124,13 +129,26 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
     return existing
 
 
-def _store_refresh_token(identity: Identity, refresh_token: str) -> None:
+def _store_secret(identity: Identity, credential_type: str, secret: str) -> bool:
+    """Store (or replace) one encrypted credential of the identity; True when it is new."""
     credential, created = ProviderCredential.objects.get_or_create(
-        provider_id=identity.provider_id, identity=identity, credential_type=REFRESH_TOKEN,
+        provider_id=identity.provider_id, identity=identity, credential_type=credential_type,
         defaults={"secret_encrypted": "-"})
-    credential.secret_encrypted = crypto.encrypt(refresh_token, context=credential.context)
+    credential.secret_encrypted = crypto.encrypt(secret, context=credential.context)
     credential.rotated_at = None if created else timezone.now()
     credential.save(update_fields=["secret_encrypted", "rotated_at"])
+    return created
+
+
+def _store_refresh_token(identity: Identity, refresh_token: str) -> None:
+    _store_secret(identity, REFRESH_TOKEN, refresh_token)
+
+
+def _secret_of(credential: ProviderCredential) -> str:
+    try:
+        return crypto.decrypt(credential.secret_encrypted, context=credential.context)
+    except crypto.CredentialsKeyError as exc:
+        raise AuthError(str(exc)) from None
 
 
 def refresh_token_of(identity: Identity) -> str:
@@ -138,10 +156,105 @@ def refresh_token_of(identity: Identity) -> str:
     credential = ProviderCredential.objects.filter(identity=identity, credential_type=REFRESH_TOKEN).first()
     if credential is None:
         raise AuthError("This identity has no stored access: reconnect it.")
+    return _secret_of(credential)
+
+
+# --------------------------------------------------------------------------- the feed token
+def connect_feed_token(*, provider_id: str, text: str, username: str | None = None,
+                       display_name: str | None = None, identity: Identity | None = None,
+                       actor: str = "user") -> Identity:
+    """Connect (or give) an identity its personal feed token, checked by reading its private feed once.
+
+    `text` is a pasted feed link or the bare token (then `username` says whose).
+    An existing identity of that account keeps its row and conversations and
+    gets the token (a replacement when it had one); `identity` set: only that one.
+    Raises IdentityError for what the user must fix, ProviderError when the
+    provider could not be asked.  The token is never in a message or audit row.
+    """
+    provider = get_provider(provider_id)
+    if not provider.accepts_feed_tokens:
+        raise IdentityError(f"{provider.display_name} has no feed tokens: connect it another way.")
     try:
-        return crypto.decrypt(credential.secret_encrypted, context=credential.context)
-    except crypto.CredentialsKeyError as exc:
-        raise AuthError(str(exc)) from None
+        name, token = provider.parse_feed_token(text, username or (identity.external_username if identity else None))
+    except ProviderError as exc:
+        raise IdentityError(exc.user_message) from None
+    if identity is not None and name.lower() != identity.external_username.lower():
+        raise IdentityError(f"That feed token is for {name}, but this identity is {identity.external_username}.")
+    try:
+        account = provider.feed_session(name, token).whoami()
+    except AuthError as exc:
+        raise IdentityError(exc.user_message) from None
+    username = clean_username(account.username)
+    display_name = (display_name or "").strip()[:128] or username
+    with transaction.atomic():
+        provider_row = _provider_row(provider_id)
+        _lock_provider(provider_id)
+        existing = Identity.objects.select_for_update().filter(
+            provider_id=provider_id, external_username__iexact=username).first()
+        if identity is not None and (existing is None or existing.pk != identity.pk):
+            raise IdentityError(f"That feed token is for {username}, but this identity is "
+                                f"{identity.external_username}.")
+        has_default = Identity.objects.filter(provider_id=provider_id, is_active=True, is_default=True).exists()
+        created = existing is None
+        if created:
+            try:
+                with transaction.atomic():
+                    existing = Identity.objects.create(
+                        provider=provider_row, external_username=username, display_name=display_name,
+                        is_default=not has_default, is_active=True)
+            except IntegrityError:
+                raise IdentityError(f"{username} is already connected.") from None
+        else:
+            existing.is_active = True
+            existing.is_default = existing.is_default or not has_default
+            existing.needs_reconnect_at = None
+            existing.last_auth_error = None
+            existing.save(update_fields=["is_active", "is_default", "needs_reconnect_at", "last_auth_error",
+                                         "updated_at"])
+        new_token = _store_secret(existing, FEED_TOKEN, token)
+        audit.record("identity.connect" if created else
+                     ("identity.add_feed_token" if new_token else "identity.replace_feed_token"),
+                     actor=actor, provider_id=provider_id, identity_id=existing.pk, entity=existing,
+                     request={"username": username, "connection": FEED_TOKEN},
+                     response={"identity_id": existing.pk, "is_default": existing.is_default})
+    return existing
+
+
+def remove_feed_token(identity: Identity, *, actor: str = "user") -> bool:
+    """Forget the identity's feed token (its conversations stay); False when it had none."""
+    with transaction.atomic():
+        deleted, _ = ProviderCredential.objects.filter(identity=identity, credential_type=FEED_TOKEN).delete()
+        if deleted:
+            audit.record("identity.remove_feed_token", actor=actor, provider_id=identity.provider_id,
+                         identity_id=identity.pk, entity=identity)
+    return bool(deleted)
+
+
+def masked_feed_token(identity: Identity) -> str | None:
+    """The stored feed token as the page shows it: its last four characters only."""
+    credential = next((c for c in identity.credentials.all() if c.credential_type == FEED_TOKEN), None)
+    if credential is None:
+        return None
+    try:
+        token = _secret_of(credential)
+    except AuthError:
+        return "(unreadable with the current key)"
+    return "•" * 8 + token[-4:]
+
+
+def connection_types(identity: Identity) -> set[str]:
+    """The kinds of credential the identity has (uses prefetched `credentials` when present)."""
+    return {c.credential_type for c in identity.credentials.all()}
+
+
+def capabilities_for(identity: Identity) -> Capabilities:
+    """What the identity can do, decided by its provider from how it is connected."""
+    types = connection_types(identity)
+    provider = get_provider(identity.provider_id)
+    # An OAuth identity of an app missing its settings still counts as OAuth: the operator's
+    # problem is named when a session is asked for (NotConfiguredError), not hidden here.
+    return provider.capabilities(oauth=REFRESH_TOKEN in types,
+                                 feed_token=FEED_TOKEN in types and provider.accepts_feed_tokens)
 
 
 # --------------------------------------------------------------------------- rules
@@ -272,11 +385,19 @@ class IdentitySession(ProviderSession):
 
 
 def session_for(identity: Identity) -> ProviderSession:
-    """The identity's provider session (AuthError when it is deactivated or has no usable token)."""
+    """The identity's provider session: OAuth, else its feed token (AuthError when it has neither)."""
     if not identity.is_active:
         raise AuthError("This identity is deactivated: reconnect it to use it again.")
-    token = refresh_token_of(identity)
-    return IdentitySession(identity, get_provider(identity.provider_id).session(token))
+    credentials = {c.credential_type: c for c in ProviderCredential.objects.filter(identity=identity)}
+    provider = get_provider(identity.provider_id)
+    oauth, feed = credentials.get(REFRESH_TOKEN), credentials.get(FEED_TOKEN)
+    if feed is not None and provider.accepts_feed_tokens and (oauth is None or not provider.is_configured()):
+        inner = provider.feed_session(identity.external_username, _secret_of(feed))
+    elif oauth is not None:
+        inner = provider.session(_secret_of(oauth))
+    else:
+        raise AuthError("This identity has no stored access: reconnect it.")
+    return IdentitySession(identity, inner)
 
 
 # --------------------------------------------------------------------------- do not contact

@@ -17,4 +17,8 @@ urlpatterns = [
     path("do-not-contact/<int:pk>/remove", views.do_not_contact_remove, name="dnc_remove"),
     path("setup/", views.setup, name="setup"),
     path("setup/status", views.setup_status, name="setup_status"),
+    # Feed token (connect, replace, remove)
+    path("identities/connect/feed-token", views.connect_feed, name="connect_feed"),
+    path("identities/<int:pk>/feed-token", views.identity_feed_token, name="feed_token"),
+    path("identities/<int:pk>/feed-token/remove", views.identity_feed_token_remove, name="feed_token_remove"),
 ]

@@ -15,7 +15,15 @@ from rediska.providers import all_providers, get_provider
 from rediska.providers.errors import ProviderError
 
 from . import oauth, services
-from .forms import ConnectForm, DoNotContactForm, IdentityForm, IdentityPatchForm, provider_choices
+from .forms import (
+    ConnectForm,
+    DoNotContactForm,
+    FeedTokenForm,
+    FeedTokenReplaceForm,
+    IdentityForm,
+    IdentityPatchForm,
+    provider_choices,
+)
 from .models import DoNotContact, Identity, Provider
 from .onboarding import setup_status as compute_setup_status
 from .onboarding import wants_json
@@ -55,11 +63,12 @@ def _groups(identities) -> list[dict]:
     order = list(providers) + sorted(set(names) - set(providers))
     groups = {pid: {"provider_id": pid, "display_name": names.get(pid) or providers[pid].display_name,
                     "configured": pid in providers and providers[pid].is_configured(),
+                    "feed_tokens": pid in providers and providers[pid].accepts_feed_tokens,
                     "identities": [], "default_identity_id": None} for pid in order}
     for identity in identities:
         group = groups.setdefault(identity.provider_id, {
             "provider_id": identity.provider_id, "display_name": identity.provider_id, "configured": False,
-            "identities": [], "default_identity_id": None})
+            "feed_tokens": False, "identities": [], "default_identity_id": None})
         group["identities"].append(identity)
         if identity.is_default:
             group["default_identity_id"] = identity.pk
@@ -102,17 +111,55 @@ def _create(request):
             return HttpResponseRedirect(url)
     if wants_json(request):
         return _json_error(400, _form_detail(form))
-    return render(request, "identities/new.html", {"form": form}, status=400)
+    return _connect_page(request, form=form, status=400)
+
+
+def _connect_page(request, *, form=None, feed_form=None, onboarding: bool = False, status: int = 200):
+    """The three ways in: an API app (OAuth), the feed token, or only the data export."""
+    ways = []
+    for provider in all_providers():
+        if provider.provider_id not in dict(provider_choices()):
+            continue
+        ways.append({"provider": provider, "help": provider.connect_help(), "configured": provider.is_configured(),
+                     "feed_tokens": provider.accepts_feed_tokens})
+    initial = {"provider_id": ways[0]["provider"].provider_id} if ways else {}
+    context = {"form": form or ConnectForm(initial=initial), "feed_form": feed_form or FeedTokenForm(initial=initial),
+               "ways": ways, "oauth_ready": any(w["configured"] for w in ways),
+               "feed_ready": any(w["feed_tokens"] for w in ways), "onboarding": onboarding,
+               "single_provider": len(ways) == 1}
+    return render(request, "identities/new.html", context, status=status)
 
 
 @require_GET
 def identity_new(request):
-    return render(request, "identities/new.html", {"form": ConnectForm()})
+    return _connect_page(request)
 
 
 @require_GET
 def setup(request):
-    return render(request, "identities/new.html", {"form": ConnectForm(), "onboarding": True})
+    return _connect_page(request, onboarding=True)
+
+
+@require_POST
+def connect_feed(request):
+    """Connect with the personal feed token: checked by reading the private feed once."""
+    form = FeedTokenForm(data=request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            identity = services.connect_feed_token(provider_id=data["provider_id"], text=data["feed_link"],
+                                                   username=data["username"], display_name=data["display_name"])
+        except IdentityError as exc:
+            form.add_error("feed_link", exc.user_message)
+        except ProviderError as exc:
+            form.add_error(None, exc.user_message)
+            audit.record("identity.connect", result="error", provider_id=data["provider_id"], error=exc.user_message)
+            return _connect_page(request, feed_form=form, status=502 if exc.transient else 400)
+        else:
+            messages.success(request, f"Connected {identity.external_username} with its feed token as "
+                                      f"“{identity.display_name}”.")
+            return redirect("identities:detail", identity.pk)
+    return _connect_page(request, feed_form=form, status=400)
 
 
 @require_GET
@@ -186,7 +233,7 @@ def _respond(request, identity: Identity, *, status: int = 200, form=None):
 
 @require_http_methods(["GET", "PATCH", "DELETE"])
 def identity_detail(request, pk: int):
-    identity = get_object_or_404(Identity.objects.select_related("provider"), pk=pk)
+    identity = get_object_or_404(Identity.objects.select_related("provider").prefetch_related("credentials"), pk=pk)
     if request.method == "PATCH":
         return _patch(request, identity)
     if request.method == "DELETE":
@@ -194,7 +241,58 @@ def identity_detail(request, pk: int):
         return _respond(request, identity)
     if wants_json(request):
         return JsonResponse(identity_json(identity))
-    return render(request, "identities/detail.html", {"identity": identity, "form": IdentityForm(initial=_initial(identity))})
+    return render(request, "identities/detail.html", {"identity": identity, "form": IdentityForm(initial=_initial(identity)),
+                                                      **_access_context(identity)})
+
+
+def _access_context(identity: Identity, *, feed_form=None) -> dict:
+    """The identity page's "What this identity can do" section."""
+    provider = get_provider(identity.provider_id)
+    capabilities = services.capabilities_for(identity)
+    labels = {"sync_received": "Keep received messages in sync", "sync_sent": "Keep sent messages in sync",
+              "send": "Send from Rediska", "browse": "Find leads (browse and watches)",
+              "read_profiles": "Read profiles"}
+    return {"capabilities": capabilities,
+            "capability_rows": [(labels[name], getattr(capabilities, name), capabilities.why_not(name))
+                                for name in labels],
+            "feed_token_masked": services.masked_feed_token(identity),
+            "accepts_feed_tokens": provider.accepts_feed_tokens,
+            "feed_help": provider.connect_help().get("feed_token", ""),
+            "feed_form": feed_form or FeedTokenReplaceForm()}
+
+
+@require_POST
+def identity_feed_token(request, pk: int):
+    """Add or replace this identity's feed token."""
+    identity = get_object_or_404(Identity.objects.select_related("provider").prefetch_related("credentials"), pk=pk)
+    form = FeedTokenReplaceForm(data=request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            services.connect_feed_token(provider_id=identity.provider_id, text=form.cleaned_data["feed_link"],
+                                        identity=identity)
+        except IdentityError as exc:
+            form.add_error("feed_link", exc.user_message)
+        except ProviderError as exc:
+            form.add_error("feed_link", exc.user_message)
+            status = 502 if exc.transient else 400
+        else:
+            messages.success(request, "Feed token saved and checked.")
+            return redirect("identities:detail", identity.pk)
+    identity = Identity.objects.select_related("provider").prefetch_related("credentials").get(pk=pk)
+    return render(request, "identities/detail.html",
+                  {"identity": identity, "form": IdentityForm(initial=_initial(identity)),
+                   **_access_context(identity, feed_form=form)}, status=status)
+
+
+@require_POST
+def identity_feed_token_remove(request, pk: int):
+    identity = get_object_or_404(Identity, pk=pk)
+    if services.remove_feed_token(identity):
+        messages.success(request, "The feed token was removed; this identity's conversations stay.")
+    else:
+        messages.info(request, "This identity had no feed token.")
+    return redirect("identities:detail", identity.pk)
 
 
 def _initial(identity: Identity) -> dict:

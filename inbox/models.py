@@ -270,6 +270,30 @@ class SyncCursor(models.Model):
         return self.walk_started_at is not None
 
 
+class ListingState(models.Model):
+    """Whether one of the provider's message listings works for an identity (as last seen by a walk).
+
+    Providers retire listings for some apps (answering a redirect to a login
+    page); the identity page says in plain words which ones still serve.
+    """
+
+    identity = models.ForeignKey("identities.Identity", on_delete=models.PROTECT, related_name="listing_states")
+    folder = models.CharField(max_length=8, choices=SyncFolder.choices)
+    listing = models.CharField(max_length=32)
+    label = models.CharField(max_length=200)
+    works = models.BooleanField()
+    detail = models.CharField(max_length=255, blank=True, default="")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "inbox_listing_states"
+        ordering = ["identity_id", "folder", "id"]
+        constraints = [models.UniqueConstraint(fields=["identity", "listing"], name="uq_listing_state")]
+
+    def __str__(self):
+        return f"{self.listing} of identity {self.identity_id}: {'works' if self.works else 'stopped'}"
+
+
 class SendAttemptStatus(models.TextChoices):
     PENDING = "pending", "Sending"
     SENT = "sent", "Sent"

@@ -8,7 +8,7 @@ from rediska.jobs import TransientJobError, ledger_task
 
 from .services import sending
 from .services.ingest import WalkResult, walk_folder
-from .services.syncing import enqueue_folder_backfills, schedule_syncs, sync_identity
+from .services.syncing import enqueue_folder_backfills, folders_for, schedule_syncs, sync_identity
 
 
 def _progress(job):
@@ -53,6 +53,8 @@ def backfill_messages(job, identity_id: int, folder: str) -> dict:
     identity = _identity(identity_id)
     if identity is None:
         return {"skipped": "the identity is deactivated or gone"}
+    if folder not in folders_for(identity):
+        return {"skipped": f"this identity's connection cannot sync the {folder} folder"}
     result = walk_folder(identity, session_for(identity), folder, full=True, owner=f"job:{job.pk}",
                          on_page=_progress(job))
     if result.busy:

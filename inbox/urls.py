@@ -13,4 +13,7 @@ urlpatterns = [
     path("identity/<int:identity_id>/sync/", views.identity_sync_panel, name="identity_sync_panel"),
     path("identity/<int:identity_id>/sync/now", views.identity_sync, name="identity_sync"),
     path("identity/<int:identity_id>/sync/backfill", views.identity_backfill, name="identity_backfill"),
+    # Sending on the provider's own page ("Open on ... to send", then "I sent it")
+    path("c/<int:pk>/compose", views.compose_on_site, name="compose_on_site"),
+    path("c/<int:pk>/sent-by-hand", views.sent_by_hand, name="sent_by_hand"),
 ]

@@ -9,14 +9,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from identities.models import Identity
 from identities.onboarding import identity_required
-from identities.services import is_do_not_contact
+from identities.services import capabilities_for, is_do_not_contact
 
 from . import tasks
 from .errors import InboxError, SendError
 from .forms import ConversationFilterForm, HiddenForm, MessageHiddenForm, ReplyForm
 from .models import Conversation, Message
 from .services import conversations as conversation_services
-from .services import syncing
+from .services import sending, syncing
 from .services.ingest import PLACEHOLDERS
 
 PAGE_SIZE = 50
@@ -46,23 +46,25 @@ def conversation_list(request):
 
 def _conversation(pk: int) -> Conversation:
     return get_object_or_404(
-        Conversation.objects.select_related("identity", "counterpart_account", "last_message"), pk=pk
+        Conversation.objects.select_related("identity__provider", "counterpart_account", "last_message")
+        .prefetch_related("identity__credentials"), pk=pk
     )
 
 
 def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, error: str | None = None,
-                       status: int = 200):
+                       status: int = 200, site_send: dict | None = None):
     counterpart = conversation.counterpart_account
     all_messages = list(conversation_services.conversation_page_messages(conversation))
     show_hidden = request.GET.get("hidden") == "1"
     hidden_count = sum(1 for m in all_messages if m.deleted_at)
-    if conversation.identity.needs_reconnect or not conversation.identity.is_active:
+    by_site = not sending.sends_through_provider(conversation.identity)
+    if (conversation.identity.needs_reconnect and not by_site) or not conversation.identity.is_active:
         blocked = f"{conversation.identity.display_name} must be reconnected before it can send."
     elif counterpart.external_username in PLACEHOLDERS:
         blocked = "Nobody can receive a reply here: the account is gone or this is an automated notice."
     elif is_do_not_contact(conversation.provider_id, counterpart.external_username):
         blocked = f"{counterpart.external_username} is on the do-not-contact list: nothing is sent to them."
-    elif not any(m.external_message_id for m in all_messages):
+    elif not by_site and not any(m.external_message_id for m in all_messages):
         blocked = "There is nothing to reply to yet in this conversation: sync the identity, then reply."
     else:
         blocked = None
@@ -75,6 +77,10 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
         "form": form,
         "send_error": error,
         "reply_blocked": blocked,
+        "by_site": by_site,
+        "send_reason": capabilities_for(conversation.identity).why_not("send") if by_site else "",
+        "provider_name": conversation.identity.provider.display_name,
+        "site_send": site_send,
     }
     return render(request, "inbox/conversation.html", context, status=status)
 
@@ -103,6 +109,44 @@ def reply(request, pk: int):
                                   status=SEND_STATUS.get(exc.code, 400))
     flash.success(request, "Sent.")
     return redirect(reverse("inbox:conversation", args=[conversation.pk]) + f"#m{result['message_id']}")
+
+
+@identity_required
+@require_POST
+def compose_on_site(request, pk: int):
+    """Every send rule, then the provider's prefilled compose page to send from (nothing is sent here)."""
+    conversation = _conversation(pk)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        return _conversation_page(request, conversation, form, status=400)
+    try:
+        site_send = sending.prepare_site_send(identity=conversation.identity, body=form.cleaned_data["body"],
+                                              conversation=conversation)
+    except SendError as exc:
+        return _conversation_page(request, conversation, form, error=exc.user_message,
+                                  status=SEND_STATUS.get(exc.code, 400))
+    site_send["key"] = form.cleaned_data["idempotency_key"]
+    return _conversation_page(request, conversation, form, site_send=site_send)
+
+
+@identity_required
+@require_POST
+def sent_by_hand(request, pk: int):
+    """The "I sent it" click after sending on the provider's page: recorded once per form."""
+    conversation = _conversation(pk)
+    form = ReplyForm(request.POST)
+    if not form.is_valid():
+        return _conversation_page(request, conversation, form, status=400)
+    try:
+        message = sending.record_sent_by_hand(identity=conversation.identity, body=form.cleaned_data["body"],
+                                              idempotency_key=form.cleaned_data["idempotency_key"],
+                                              conversation=conversation)
+    except SendError as exc:
+        return _conversation_page(request, conversation, form, error=exc.user_message,
+                                  status=SEND_STATUS.get(exc.code, 400))
+    flash.success(request, "Recorded as sent by hand; it is linked to the real message when a sync or an "
+                           "import brings it in.")
+    return redirect(reverse("inbox:conversation", args=[conversation.pk]) + f"#m{message.pk}")
 
 
 @identity_required
@@ -146,10 +190,18 @@ def messages_hidden(request, pk: int):
 def _sync_panel(request, identity: Identity, *, error: str | None = None, status: int = 200):
     jobs = syncing.active_jobs(identity)
     cursors = syncing.cursors(identity)
+    listings = syncing.listing_states(identity)
+    capabilities = capabilities_for(identity)
     context = {
+        "capabilities": capabilities,
+        "cursor_rows": [(c, capabilities.why_not("sync_received" if c.folder == "inbox" else "sync_sent"))
+                        for c in cursors],
         "identity": identity,
         "jobs": jobs,
         "cursors": cursors,
+        "listings": listings,
+        "stopped_listings": [l for l in listings if not l.works],
+        "working_listings": [l for l in listings if l.works],
         "live": bool(jobs) or any(c.walking for c in cursors),
         "error": error,
     }
@@ -159,7 +211,7 @@ def _sync_panel(request, identity: Identity, *, error: str | None = None, status
 
 @require_GET
 def identity_sync_panel(request, identity_id: int):
-    return _sync_panel(request, get_object_or_404(Identity, pk=identity_id))
+    return _sync_panel(request, get_object_or_404(Identity.objects.prefetch_related("credentials"), pk=identity_id))
 
 
 def _start(request, identity_id: int, start, done: str):

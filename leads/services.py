@@ -19,7 +19,7 @@ from django.utils import timezone
 
 import search
 from identities.models import Identity
-from identities.services import is_do_not_contact, session_for
+from identities.services import capabilities_for, is_do_not_contact, session_for
 from inbox import accounts
 from inbox.models import ExternalAccount
 from rediska import audit
@@ -91,20 +91,28 @@ def clean_query(value: str | None) -> str:
     return query
 
 
-def browsing_identity(provider_id: str | None = None, identity_id: int | None = None) -> Identity:
-    """The identity whose session reads public data: the given one, else the provider's default."""
-    identities = Identity.objects.select_related("provider").filter(is_active=True)
+def browsing_identity(provider_id: str | None = None, identity_id: int | None = None, *,
+                      capability: str = "browse") -> Identity:
+    """The identity whose session reads public data: the given one, else the provider's default,
+    else the next one whose connection can do it (`browse` or `read_profiles`)."""
+    identities = Identity.objects.select_related("provider").prefetch_related("credentials").filter(is_active=True)
     if identity_id is not None:
         identity = identities.filter(pk=identity_id).first()
         if identity is None:
             raise LeadsError("That identity does not exist or is deactivated.")
+        capabilities = capabilities_for(identity)
+        if not getattr(capabilities, capability):
+            raise LeadsError(f"{identity.display_name} cannot do this: {capabilities.why_not(capability)}")
         return identity
     if provider_id:
         identities = identities.filter(provider_id=provider_id)
-    identity = identities.order_by("-is_default", "id").first()
-    if identity is None:
+    candidates = list(identities.order_by("-is_default", "id"))
+    if not candidates:
         raise LeadsError("Connect an active identity first: browsing runs through one of your identities.")
-    return identity
+    able = next((i for i in candidates if getattr(capabilities_for(i), capability)), None)
+    if able is None:
+        raise LeadsError(f"No identity can do this yet: {capabilities_for(candidates[0]).why_not(capability)}")
+    return able
 
 
 # --------------------------------------------------------------------------- posts
@@ -335,6 +343,9 @@ def _clean_watch(identity: Identity, location: str, query: str, sort: str, inter
                  limit: int) -> dict:
     if not identity.is_active:
         raise LeadsError("That identity is deactivated.")
+    capabilities = capabilities_for(identity)
+    if not capabilities.browse:
+        raise LeadsError(f"{identity.display_name} cannot watch communities: {capabilities.why_not('browse')}")
     if sort not in Watch.Sort.values:
         raise LeadsError("Sort by new, hot or top.")
     if not MIN_WATCH_INTERVAL <= int(interval_seconds) <= MAX_WATCH_INTERVAL:

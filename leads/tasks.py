@@ -43,7 +43,7 @@ def fetch_post(job, lead_post_id: int) -> dict:
 @ledger_task("ingest.fetch_profile", queue="ingest", max_attempts=5)
 def fetch_profile(job, account_id: int, identity_id: int | None = None) -> dict:
     account = ExternalAccount.objects.get(pk=account_id)
-    identity = services.browsing_identity(account.provider_id, identity_id)
+    identity = services.browsing_identity(account.provider_id, identity_id, capability="read_profiles")
     return services.fetch_profile(session_for(identity), account).as_dict()
 
 
@@ -51,7 +51,7 @@ def fetch_profile(job, account_id: int, identity_id: int | None = None) -> dict:
 def fetch_profile_items(job, account_id: int, identity_id: int | None = None,
                         limit: int = services.PAGE_SIZE) -> dict:
     account = ExternalAccount.objects.get(pk=account_id)
-    identity = services.browsing_identity(account.provider_id, identity_id)
+    identity = services.browsing_identity(account.provider_id, identity_id, capability="read_profiles")
     result = services.fetch_profile_items(session_for(identity), account, limit=limit,
                                           progress=job.set_progress)
     return result.as_dict()

@@ -27,6 +27,8 @@ _PATTERNS = [
     (re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+(?=@)", re.IGNORECASE), r"\g<keep>" + MASK),
     # Authorization: Bearer/Basic credentials
     (re.compile(r"(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\g<keep>" + MASK),
+    # a personal feed token in a feed URL's query (?feed=...&user=...)
+    (re.compile(r"(?P<keep>[?&]feed=)[^\s&\"'#]+", re.IGNORECASE), r"\g<keep>" + MASK),
     # password=..., "refresh_token": "...", api_key: ..., client_secret=...
     (re.compile(r"(?P<keep>\b[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)"
                 r"[^\s\"',&;}]+", re.IGNORECASE), r"\g<keep>" + MASK),

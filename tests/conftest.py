@@ -22,10 +22,14 @@ def auth_client(client, admin_user):
 
 @pytest.fixture
 def identity(db):
-    from tests.factories import IdentityFactory
+    """A connected identity (an OAuth credential stored): one that can sync, send and browse."""
+    from tests.factories import IdentityFactory, ProviderCredentialFactory
 
-    return IdentityFactory(is_default=True)
+    identity = IdentityFactory(is_default=True)
+    ProviderCredentialFactory(identity=identity)
+    return identity
 
 
 from tests.fakes.llm_server import _fake_llm_server, fake_llm  # noqa: E402,F401
 from tests.fakes.reddit_server import _fake_reddit_server, fake_reddit  # noqa: E402,F401
+from tests.fakes.feed_server import _fake_feed_server, fake_feeds  # noqa: E402,F401

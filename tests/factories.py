@@ -25,6 +25,27 @@ class IdentityFactory(DjangoModelFactory):
     is_active = True
 
 
+class ProviderCredentialFactory(DjangoModelFactory):
+    """An identity's stored credential (an OAuth refresh token unless told otherwise), encrypted as the app does."""
+
+    class Meta:
+        model = "identities.ProviderCredential"
+        skip_postgeneration_save = True
+
+    identity = factory.SubFactory(IdentityFactory)
+    provider = factory.LazyAttribute(lambda o: o.identity.provider)
+    credential_type = "oauth_refresh_token"
+    secret_encrypted = "-"
+
+    @factory.post_generation
+    def encrypt(obj, create, extracted, **kwargs):
+        from rediska import crypto
+
+        obj.secret_encrypted = crypto.encrypt(extracted or "not-a-real-token", context=obj.context)
+        if create:
+            obj.save(update_fields=["secret_encrypted"])
+
+
 class ExternalAccountFactory(DjangoModelFactory):
     class Meta:
         model = "inbox.ExternalAccount"

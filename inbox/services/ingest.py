@@ -28,11 +28,11 @@ from django.utils import timezone
 import search
 from identities.models import Identity
 from rediska import audit
-from rediska.providers.base import ProviderSession, RemoteMessage, Skipped
-from rediska.providers.errors import AuthError, ProviderError
+from rediska.providers.base import ListingStatus, ProviderSession, RemoteMessage, Skipped
+from rediska.providers.errors import AuthError, ListingUnavailableError, ProviderError
 
 from ..accounts import apply_message_history, mark_remote_status, upsert_accounts
-from ..models import Conversation, ExternalAccount, Message, SendAttempt, SyncCursor
+from ..models import Conversation, ExternalAccount, ListingState, Message, SendAttempt, SyncCursor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ class WalkResult:
     new: int = 0
     changed: int = 0
     skipped: int = 0
+    # Items of the listing that are not private messages (comment replies, mentions): counted only.
+    other_items: int = 0
     complete: bool = False
     busy: bool = False
 
@@ -270,10 +272,25 @@ def _conversations(identity, page, directions, now) -> dict[str, Conversation]:
     return found
 
 
-def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, int]:
-    """Give sends stored without a remote id (the provider did not say) their id; returns ext id -> pk.
+def _words(text: str | None) -> str:
+    return " ".join((text or "").split())
 
-    Matched by body with the identity's sends still waiting for an id.  A
+
+def _same_send(attempt: SendAttempt, m: RemoteMessage) -> bool:
+    """The stored send and the provider's message are one: same text (whitespace aside), same recipient.
+
+    Whitespace is ignored because a message sent by hand on the provider's page
+    comes back re-wrapped (feeds and exports reflow it)."""
+    if m.recipient and attempt.to_username.lower() != m.recipient.lower():
+        return False
+    return attempt.message.body_text == m.body or _words(attempt.message.body_text) == _words(m.body)
+
+
+def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, int]:
+    """Give sends stored without a remote id (the provider did not say, or the user sent it by hand on
+    the provider's page and marked it "I sent it") their id; returns ext id -> pk.
+
+    Matched by text and recipient with the identity's sends still waiting for an id.  A
     conversation opened by such a send takes the thread's real id, unless
     the thread is already stored.
     """
@@ -286,8 +303,7 @@ def _adopt_pending_sends(identity, outgoing: list[RemoteMessage]) -> dict[str, i
     )
     adopted: dict[str, int] = {}
     for m in outgoing:
-        match = next((a for a in pending if a.message.body_text == m.body and a.message_id not in adopted.values()),
-                     None)
+        match = next((a for a in pending if a.message_id not in adopted.values() and _same_send(a, m)), None)
         if match is None:
             continue
         conversation = match.message.conversation
@@ -450,8 +466,16 @@ def walk_folder(
             cursor.walk_stop_at = None  # a backfill takes over an interrupted sync and goes to the end
         cursor.save()
         after = cursor.walk_after
+        seen_listings: set[tuple] = set()
         while True:
-            page = session.list_messages(folder, after=after, limit=page_size)
+            try:
+                page = session.list_messages(folder, after=after, limit=page_size)
+            except ListingUnavailableError as exc:
+                record_listings(identity, exc.listings)
+                raise
+            if set(page.listings) - seen_listings:
+                record_listings(identity, page.listings)
+                seen_listings |= set(page.listings)
             for item in page.skipped:
                 log.warning("%s page item %s skipped: %s", folder, item.external_id or "?", item.reason)
             with transaction.atomic():
@@ -463,6 +487,7 @@ def walk_folder(
             result.new += len(stored.new_ids)
             result.changed += len(stored.changed_ids)
             result.skipped += len(stored.skipped) + len(page.skipped)
+            result.other_items += page.other_items
             if on_page:
                 on_page(result)
             if done:
@@ -472,6 +497,16 @@ def walk_folder(
     finally:
         _release(cursor, owner)
     return result
+
+
+def record_listings(identity: Identity, listings: Iterable[ListingStatus]) -> None:
+    """Remember which of the provider's listings answered for this identity (shown on its page)."""
+    now = timezone.now()
+    for status in listings:
+        ListingState.objects.update_or_create(
+            identity=identity, listing=status.listing[:32],
+            defaults={"folder": status.folder, "label": status.label[:200], "works": status.works,
+                      "detail": (status.detail or "")[:255], "checked_at": now})
 
 
 def _advance_cursor(identity: Identity, cursor: SyncCursor, page, stored: PageResult, done: bool) -> None:

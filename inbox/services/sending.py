@@ -1,5 +1,12 @@
 """Sending a private message: the only send path, called from the user's Send click.
 
+Where an identity cannot send through the provider (a feed token only), the
+user sends on the provider's own compose page: `prepare_site_send` runs every
+send rule first and only then gives its prefilled URL; `record_sent_by_hand`
+is the "I sent it" click (idempotent per form key, audited, contact state
+updated).  The message is stored without a remote id, and the inbox store links
+it to the real one when a later sync or import brings it in.
+
 Order of things: validate -> claim the idempotency key (a repeat returns the
 first result, never sends twice) -> do-not-contact check -> provider call with
 the conversation's identity -> store the message at once with its remote id ->
@@ -20,7 +27,8 @@ from django.utils import timezone
 
 import search
 from identities.models import Identity
-from identities.services import DoNotContactError, check_can_contact, session_for
+from identities.services import DoNotContactError, capabilities_for, check_can_contact, session_for
+from rediska.providers import get_provider
 from rediska import audit
 from rediska.providers.base import SentMessage
 from rediska.providers.errors import (
@@ -225,3 +233,97 @@ def _store_sent(identity, conversation, to, subject, body, sent: SentMessage, ke
         Q(last_activity_at__isnull=True) | Q(last_activity_at__lte=message.sent_at) | Q(last_message__isnull=True)
     ).update(last_message=message, last_direction=message.direction, last_activity_at=message.sent_at, updated_at=now)
     return message
+
+
+# --- sending on the provider's own page -------------------------------------------------------
+
+
+def _site_recipient(identity: Identity, conversation: Conversation | None, to_username, subject) -> tuple[str, str]:
+    """(recipient, subject) of a message the user sends on the provider's compose page."""
+    if conversation is None:
+        to, subject, _ = _recipient(identity, None, to_username, subject)
+        return to, subject
+    if conversation.identity_id != identity.pk:
+        raise SendError("This conversation belongs to another identity: replies always go out as that identity.")
+    to = conversation.counterpart_account.external_username
+    if to in PLACEHOLDERS:
+        raise SendError("Nobody can receive a reply here: the account is gone or this is an automated notice.")
+    subject = (conversation.subject or "").strip() or "(no subject)"
+    return to, subject if subject.lower().startswith("re:") else f"re: {subject}"[:MAX_SUBJECT]
+
+
+def _clean_body(body: str) -> str:
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    if not body.strip():
+        raise SendError("Write a message first.")
+    if len(body) > MAX_BODY:
+        raise SendError(f"The message is too long (at most {MAX_BODY:,} characters).")
+    return body
+
+
+def prepare_site_send(*, identity: Identity, body: str, conversation: Conversation | None = None,
+                      to_username: str | None = None, subject: str | None = None) -> dict:
+    """Every send rule (identity, recipient, do-not-contact), then the provider's prefilled compose URL.
+
+    Nothing is sent or stored: the user presses Send on the provider's page.
+    Returns {"url", "to", "subject", "body"}; raises SendError when a rule refuses.
+    """
+    body = _clean_body(body)
+    if not identity.is_active:
+        raise SendError("This identity is deactivated: reconnect it to send.", code="auth")
+    to, subject = _site_recipient(identity, conversation, to_username, subject)
+    try:
+        check_can_contact(identity.provider_id, to)
+    except DoNotContactError as exc:
+        raise SendError(exc.user_message, code="dnc") from exc
+    try:
+        url = get_provider(identity.provider_id).compose_url(to=to, subject=subject, body=body)
+    except ProviderError as exc:
+        raise SendError(exc.user_message, code="invalid") from exc
+    if not url:
+        raise SendError("This provider has no page to send from: connect the identity with its API app.",
+                        code="invalid")
+    audit.record("message.open_compose", provider_id=identity.provider_id, identity_id=identity.pk,
+                 entity=conversation, request={"to": to, "subject": subject,
+                                               "conversation_id": conversation.pk if conversation else None})
+    return {"url": url, "to": to, "subject": subject, "body": body}
+
+
+def record_sent_by_hand(*, identity: Identity, body: str, idempotency_key: str,
+                        conversation: Conversation | None = None, to_username: str | None = None,
+                        subject: str | None = None) -> Message:
+    """The "I sent it" click: store the message the user sent on the provider's page, once per form key."""
+    key = (idempotency_key or "").strip()
+    if not KEY.match(key):
+        raise SendError("This form has expired: open the message again.", code="stale")
+    body = _clean_body(body)
+    if not identity.is_active:
+        raise SendError("This identity is deactivated.", code="auth")
+    to, subject = _site_recipient(identity, conversation, to_username, subject)
+    request = {"idempotency_key": key, "conversation_id": conversation.pk if conversation else None, "to": to,
+               "subject": subject, "body": body, "by_hand": True}
+    attempt, replay = _claim(key, identity, conversation, to, subject, body)
+    if replay is not None:
+        audit.record("message.sent_by_hand", provider_id=identity.provider_id, identity_id=identity.pk,
+                     entity=replay, request=request, response={"replayed": True, "message_id": replay.pk})
+        return replay
+    try:
+        check_can_contact(identity.provider_id, to)
+    except DoNotContactError as exc:
+        _failed(attempt, identity, request, exc)
+        raise SendError(exc.user_message, code="dnc") from exc
+    now = timezone.now()
+    with transaction.atomic():
+        message = _store_sent(identity, conversation, to, subject, body, SentMessage(None, None, now), key)
+        SendAttempt.objects.filter(pk=attempt.pk).update(
+            status=SendAttempt.Status.SENT, message=message, conversation=message.conversation, updated_at=now)
+        mark_contacted(message.conversation.counterpart_account, message.sent_at)
+        audit.record("message.sent_by_hand", provider_id=identity.provider_id, identity_id=identity.pk,
+                     entity=message, request=request, response={"message_id": message.pk})
+        search.index_later("message", message.pk)
+    return message
+
+
+def sends_through_provider(identity: Identity) -> bool:
+    """True when Send goes through the provider; False when the user sends on its own page."""
+    return capabilities_for(identity).send

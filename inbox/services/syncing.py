@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
 
 from identities.models import Identity
+from identities.services import capabilities_for
 from rediska import audit
 from rediska.jobs import enqueue
 from rediska.models import Job
 from rediska.providers.base import ProviderSession
+from rediska.providers.errors import ListingUnavailableError
 
 from ..errors import InboxError
-from ..models import SyncCursor
+from ..models import ListingState, SyncCursor
 from .ingest import WalkResult, check_counterparts, walk_folder
 
 FOLDERS = ("inbox", "sent")
@@ -42,6 +44,16 @@ def _syncable(identity: Identity) -> None:
         raise InboxError(f"{identity.display_name} is deactivated: reconnect it to sync.", code="inactive")
     if identity.needs_reconnect:
         raise InboxError(f"{identity.display_name} must be reconnected before it can sync.", code="inactive")
+    capabilities = capabilities_for(identity)
+    if not capabilities.can_sync:
+        raise InboxError(capabilities.why_not("sync_received"), code="cannot_sync")
+
+
+def folders_for(identity: Identity) -> list[str]:
+    """The folders this identity's connection can sync (received, sent)."""
+    capabilities = capabilities_for(identity)
+    return [folder for folder, able in (("inbox", capabilities.sync_received), ("sent", capabilities.sync_sent))
+            if able]
 
 
 def request_sync(identity: Identity) -> Job:
@@ -71,7 +83,7 @@ def enqueue_folder_backfills(identity: Identity, parent: Job) -> list[Job]:
     return [
         enqueue("ingest.backfill_messages", identity.pk, folder,
                 dedupe_key=job_prefix(identity.pk, f"backfill-{folder}:{parent.pk}"))
-        for folder in FOLDERS
+        for folder in folders_for(identity)
     ]
 
 
@@ -84,10 +96,12 @@ def schedule_syncs(now=None) -> list[Job]:
         for key in Job.objects.filter(dedupe_key__startswith="inbox:", status__in=Job.ACTIVE)
         .values_list("dedupe_key", flat=True)
     }
+    identities = Identity.objects.filter(is_active=True, needs_reconnect_at__isnull=True) \
+        .prefetch_related("credentials").order_by("pk")
     return [
         enqueue("ingest.sync_delta", identity.pk, dedupe_key=job_prefix(identity.pk, f"sync:tick-{slot}"))
-        for identity in Identity.objects.filter(is_active=True, needs_reconnect_at__isnull=True).order_by("pk")
-        if identity.pk not in busy
+        for identity in identities
+        if identity.pk not in busy and capabilities_for(identity).can_sync
     ]
 
 
@@ -95,10 +109,15 @@ def schedule_syncs(now=None) -> list[Job]:
 class SyncSummary:
     folders: list[WalkResult]
     accounts_checked: int
+    # Folder -> why the provider no longer serves it to this app.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"folders": [f.as_dict() for f in self.folders], "accounts_checked": self.accounts_checked,
-                "new": self.new, "messages": sum(f.messages for f in self.folders)}
+        summary = {"folders": [f.as_dict() for f in self.folders], "accounts_checked": self.accounts_checked,
+                   "new": self.new, "messages": sum(f.messages for f in self.folders)}
+        if self.unavailable:
+            summary["unavailable"] = self.unavailable
+        return summary
 
     @property
     def new(self) -> int:
@@ -107,9 +126,26 @@ class SyncSummary:
 
 def sync_identity(identity: Identity, session: ProviderSession, *, owner: str,
                   on_page: Callable[[WalkResult], None] | None = None) -> SyncSummary:
-    """Fetch what is new in every folder (everything, the first time), then check a few counterparts."""
-    folders = [walk_folder(identity, session, folder, full=False, owner=owner, on_page=on_page) for folder in FOLDERS]
-    return SyncSummary(folders=folders, accounts_checked=check_counterparts(identity, session))
+    """Fetch what is new in every folder (everything, the first time), then check a few counterparts.
+
+    A folder the provider no longer serves is noted and the others still sync;
+    when none is served the sync fails in plain words (retrying would not help).
+    """
+    folders, unavailable, first_refusal = [], {}, None
+    for folder in folders_for(identity):
+        try:
+            folders.append(walk_folder(identity, session, folder, full=False, owner=owner, on_page=on_page))
+        except ListingUnavailableError as exc:
+            unavailable[folder] = exc.user_message
+            first_refusal = first_refusal or exc
+    if first_refusal is not None and not folders:
+        raise first_refusal
+    checked = check_counterparts(identity, session) if capabilities_for(identity).read_profiles else 0
+    return SyncSummary(folders=folders, accounts_checked=checked, unavailable=unavailable)
+
+
+def listing_states(identity: Identity) -> list[ListingState]:
+    return list(ListingState.objects.filter(identity=identity).order_by("folder", "id"))
 
 
 def cursors(identity: Identity) -> list[SyncCursor]:

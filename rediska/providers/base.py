@@ -79,10 +79,29 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class ListingStatus:
+    """Whether one of the provider's listings answered for this identity.
+
+    `listing` is the provider's stable name for it, `label` says it in plain
+    words, `detail` why it does not work (empty when it does).
+    """
+
+    listing: str
+    folder: str
+    label: str
+    works: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class MessagePage:
     messages: list[RemoteMessage]
     after: str | None  # cursor for the next (older) page; None at the end
     skipped: list[Skipped] = field(default_factory=list)
+    # Items of the listing that are not private messages (comment replies, mentions): counted, not stored.
+    other_items: int = 0
+    # The listings asked for this page (the one that served it, and any that refused on the way).
+    listings: tuple[ListingStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,36 @@ class SentMessage:
     external_id: str | None
     conversation_external_id: str | None
     sent_at: datetime
+
+
+CAPABILITIES = ("sync_received", "sync_sent", "send", "browse", "read_profiles")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one identity can do, from how it is connected.  Pages and services ask this,
+    never the kind of connection; `reasons` says in plain words why a False one does not work."""
+
+    sync_received: bool = False
+    sync_sent: bool = False
+    send: bool = False
+    browse: bool = False
+    read_profiles: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def none(cls, reason: str) -> Capabilities:
+        return cls(reasons={name: reason for name in CAPABILITIES})
+
+    def why_not(self, name: str) -> str:
+        """The reason `name` does not work ("" when it does)."""
+        if getattr(self, name):
+            return ""
+        return self.reasons.get(name) or "This identity's connection does not allow it."
+
+    @property
+    def can_sync(self) -> bool:
+        return self.sync_received or self.sync_sent
 
 
 class ProviderSession(abc.ABC):
@@ -228,6 +277,30 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def session(self, refresh_token: str) -> ProviderSession: ...
+
+    # --- ways in besides OAuth (a provider overrides what it supports) ---------------------
+    accepts_feed_tokens: bool = False
+
+    def capabilities(self, *, oauth: bool, feed_token: bool) -> Capabilities:
+        """What an identity connected this way can do (OAuth alone: everything)."""
+        if oauth:
+            return Capabilities(True, True, True, True, True)
+        return Capabilities.none(f"This identity is not connected to {self.display_name}: connect it to use this.")
+
+    def connect_help(self) -> dict[str, str]:
+        """Plain words for the connect page: where the user finds each value on the provider's site."""
+        return {}
+
+    def parse_feed_token(self, text: str, username: str | None = None) -> tuple[str, str]:
+        """(username, token) from a pasted feed URL or a bare token; InvalidRequestError when it is neither."""
+        raise NotImplementedError
+
+    def feed_session(self, username: str, token: str) -> ProviderSession:
+        raise NotImplementedError
+
+    def compose_url(self, *, to: str, subject: str, body: str) -> str | None:
+        """The provider's own compose page prefilled with this message (the user presses Send there)."""
+        return None
 
     def is_media_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")

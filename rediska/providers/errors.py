@@ -31,6 +31,21 @@ class RecipientRefusedError(ProviderError):
     default_message = "This person does not accept messages from this identity."
 
 
+class ListingUnavailableError(ProviderError):
+    """The provider no longer serves this listing to this app (e.g. a redirect to its login page).
+
+    Not "not found" and not transient: retrying will not help.  `listings`
+    names every listing tried (`ListingStatus` items) so the core can show
+    which ones work for the identity.
+    """
+
+    default_message = "The provider no longer serves this listing to this app."
+
+    def __init__(self, user_message: str | None = None, *, status: int | None = 302, listings: tuple = ()):
+        super().__init__(user_message, status=status)
+        self.listings = tuple(listings)
+
+
 class InvalidRequestError(ProviderError):
     default_message = "The provider rejected the request."
 

@@ -45,8 +45,10 @@ OBJECT_OF = {
     "identities:detail": "identity", "identities:edit": "identity", "identities:set_default": "identity",
     "identities:deactivate": "identity", "identities:reconnect": "identity",
     "identities:dnc_remove": "dnc",
+    "identities:feed_token": "identity", "identities:feed_token_remove": "identity",
     "inbox:conversation": "conversation", "inbox:reply": "conversation",
     "inbox:conversation_hidden": "conversation", "inbox:messages_hidden": "conversation",
+    "inbox:compose_on_site": "conversation", "inbox:sent_by_hand": "conversation",
     "leads:lead_detail": "lead", "leads:lead_status": "lead", "leads:lead_refresh": "lead",
     "leads:person": "account", "leads:person_fetch": "account", "leads:person_dnc": "account",
     "leads:image": "attachment",
@@ -65,7 +67,7 @@ KEYS = (
     "min_score", "new_only", "sort", "direction", "needs_reply", "hidden", "fill", "after", "state", "code",
     "error", "next", "message", "kind", "backup", "body", "subject", "action", "reason", "idempotency_key",
     "display_name", "system_prompt", "tone", "style", "username", "password", "query", "interval_minutes",
-    "limit", "enabled", "provider_id", "is_active", "is_default",
+    "limit", "enabled", "provider_id", "is_active", "is_default", "feed_link",
 )
 LONG = "x" * 10_000
 HUGE = str(10**30)

@@ -13,12 +13,26 @@ def connect_identity(page, provider, username: str, display_name: str = "") -> i
     """Connect `username` through the provider's consent page; returns the new identity's id."""
     provider.login(username)  # who is signed in on the provider's site and grants consent
     page.goto("/identities/new")
-    page.get_by_label("Provider").select_option(label="Reddit")
+    way = page.locator("#way-oauth")  # the "I have an API app" way in
+    way.get_by_label("Provider").select_option(label="Reddit")
     if display_name:
-        page.get_by_label("Display name").fill(display_name)
-    page.get_by_role("button", name="Connect").click()
+        way.get_by_label("Display name").fill(display_name)
+    way.get_by_role("button", name="Connect").click()
     expect(page).to_have_url(re.compile(r"/identities/\d+$"))
     expect(page.get_by_role("status")).to_contain_text(f"Connected {username}")
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def connect_feed_token(page, feed_link: str, username: str, display_name: str = "") -> int:
+    """Connect with the personal feed token (the pasted private feed link); returns the identity's id."""
+    page.goto("/identities/new")
+    way = page.locator("#way-feed")
+    way.get_by_label("Private feed link").fill(feed_link)
+    if display_name:
+        way.get_by_label("Display name").fill(display_name)
+    way.get_by_role("button", name="Check and connect").click()
+    expect(page).to_have_url(re.compile(r"/identities/\d+$"))
+    expect(page.get_by_role("status")).to_contain_text(f"Connected {username} with its feed token")
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
 

@@ -38,9 +38,10 @@ def test_a_new_user_signs_in_connects_an_identity_and_sets_its_voice(anonymous_p
 
     # Connect through the provider's consent page (the fake provider signs in as hiker_alice).
     stack.provider.login("hiker_alice")
-    page.get_by_label("Provider").select_option(label="Reddit")
-    page.get_by_label("Display name").fill("Trail persona")
-    page.get_by_role("button", name="Connect").click()
+    way = page.locator("#way-oauth")  # "I have an API app", one of the three ways in
+    way.get_by_label("Provider").select_option(label="Reddit")
+    way.get_by_label("Display name").fill("Trail persona")
+    way.get_by_role("button", name="Connect").click()
     expect(page).to_have_url(re.compile(r"/identities/\d+$"))
     expect(page.get_by_role("status")).to_contain_text("Connected hiker_alice as “Trail persona”, the default identity.")
     authorize = [r for r in stack.provider.requests if r.path == "/api/v1/authorize"]

@@ -46,6 +46,9 @@ Control API (all methods are thread-safe; names are case-insensitive like Reddit
     # media
     url = fake.add_image("/img/a.png", b"...", "image/png")   # served without auth
 
+    fake.add_inbox_reply("alice", "carol", "nice comment")      # a t1 in /message/inbox and /unread
+    fake.retire_listing("messages")            # /message/messages answers 302 -> /login/ (Reddit since 2025)
+
     # failures
     fake.inject(r"^/message/", status=429|401|403|404|500, headers={...}, body=None, count=1)
     fake.slow(r"^/api/v1/me", seconds=2.0, count=None)
@@ -246,6 +249,7 @@ class FakeReddit(LocalHTTPServer):
             self._comments: dict[str, _Comment] = {}
             self._subs: dict[str, _Sub] = {}
             self._images: dict[str, tuple[bytes, str]] = {}
+            self._inbox_replies: dict[str, dict[str, dict]] = {}  # user -> t1 id -> data (comment replies/mentions)
             self._rules: list[_Rule] = []
             self._slow: list[_Rule] = []
             self._limit = (100_000, 600)
@@ -424,6 +428,27 @@ class FakeReddit(LocalHTTPServer):
             found = [m for m in self._msgs.values()
                      if m.author and {m.author.lower(), m.dest.lower()} == pair and m.state != "gone"]
             return [self._msg_json(m, with_replies=False)["data"] for m in sorted(found, key=lambda m: m.created)]
+
+    def add_inbox_reply(self, username: str, author: str, body: str, *, mention: bool = False,
+                        created: float | None = None) -> str:
+        """A comment reply (or a username mention) in `username`'s /message/inbox (a t1, was_comment); its fullname."""
+        with self._lock:
+            self._ensure_user(author)
+            item_id = self._new_id()
+            when = float(created if created is not None else self._tick())
+            self._inbox_replies.setdefault(username.lower(), {})[item_id] = {
+                "id": item_id, "name": f"t1_{item_id}", "author": author, "dest": username, "body": body,
+                "body_html": _md_html(body), "was_comment": True, "new": True, "created": when, "created_utc": when,
+                "subject": "username mention" if mention else "comment reply",
+                "type": "username_mention" if mention else "comment_reply", "subreddit": "hiking",
+                "context": f"/r/hiking/comments/abc/post/{item_id}/?context=3", "parent_id": "t3_abc",
+                "first_message_name": None, "replies": "", "distinguished": None}
+            self._order.clear()
+            return f"t1_{item_id}"
+
+    def retire_listing(self, folder: str = "messages", *, location: str = "https://www.reddit.com/login/"):
+        """From now on `/message/<folder>` answers 302 to the login page (as Reddit does since mid-2025)."""
+        self.inject(rf"^/message/{folder}$", status=302, headers={"Location": location}, body="", count=None)
 
     # ------------------------------------------------------------------ posts & comments
     def _ensure_sub(self, name: str) -> _Sub:
@@ -810,11 +835,16 @@ class FakeReddit(LocalHTTPServer):
                 found = [m for m in self._msgs.values() if m.dest.lower() == me and m.state != "gone"]
                 if folder == "unread":
                     found = [m for m in found if m.new]
-            found.sort(key=lambda m: (m.created, int(m.id, 36)), reverse=True)
-            names = [f"t4_{m.id}" for m in found]
+            keyed = [((m.created, int(m.id, 36)), f"t4_{m.id}") for m in found]
+            if folder != "sent":  # comment replies and mentions are in the received listings too
+                keyed += [((r["created"], int(r["id"], 36)), r["name"]) for r in self._inbox_replies.get(me, {}).values()]
+            keyed.sort(reverse=True)
+            names = [name for _, name in keyed]
             cached = self._order[(me, folder)] = (names, {n: i for i, n in enumerate(names)})
         chunk, after = self._page(cached[0], query, cached[1])
-        return self._listing([self._msg_json(self._msgs[n[3:]], with_replies=False) for n in chunk], after)
+        replies = self._inbox_replies.get(me, {})
+        return self._listing([{"kind": "t1", "data": dict(replies[n[3:]])} if n.startswith("t1_")
+                              else self._msg_json(self._msgs[n[3:]], with_replies=False) for n in chunk], after)
 
     def _post_listing(self, posts: list[_Post], sort: str, query: dict) -> dict:
         if sort in ("hot", "top", "relevance"):

@@ -54,3 +54,22 @@ def test_sync_all_skips_an_identity_waiting_for_reconnection_and_says_so(fake_re
     with pytest.raises(CommandError, match="bob: must be reconnected first"):
         run("sync", "--all")
     assert Message.objects.count() == 1  # alice was still synced
+
+
+def test_backfill_goes_on_when_reddit_no_longer_serves_a_listing(fake_reddit, alice):
+    fake_reddit.retire_listing("messages")
+    fake_reddit.retire_listing("sent")
+    fake_reddit.add_thread("bob", "alice", ["hi alice", "hi bob", "you there?"])
+    err = StringIO()
+    out = StringIO()
+    call_command("backfill", "--identity", "alice", stdout=out, stderr=err)
+    assert Message.objects.count() == 2 and "2 new" in out.getvalue()
+    assert "sent: Reddit no longer serves" in err.getvalue() and "does not exist" not in err.getvalue()
+
+
+def test_backfill_of_an_identity_without_a_connection_says_why(db):
+    from tests.factories import IdentityFactory
+
+    IdentityFactory(external_username="archived")
+    with pytest.raises(CommandError, match="no connection"):
+        run("backfill", "--identity", "archived")

@@ -64,8 +64,21 @@ def test_malformed_items_are_skipped_with_a_reason_not_the_whole_page():
     children[2] = "not even a thing"
     page = mappers.message_page(broken)
     assert len(page.messages) == len(children) - 3
-    assert [s.external_id for s in page.skipped] == [children[0]["data"]["id"], "abc", None]
+    assert [s.external_id for s in page.skipped] == [children[0]["data"]["id"], None]
     assert all(s.reason for s in page.skipped)
+    assert page.other_items == 1  # the comment reply is counted, not an error
+
+
+def test_comment_replies_and_mentions_of_the_inbox_listing_are_counted_not_stored():
+    listing = recorded("TestInbox.test_sent.json", 1)
+    mixed = copy.deepcopy(listing)
+    mixed["data"]["children"] += [
+        {"kind": "t1", "data": {"id": "c1", "was_comment": True, "body": "replied to your comment"}},
+        {"kind": "t1", "data": {"id": "c2", "was_comment": True, "body": "u/me mentioned"}},
+    ]
+    page = mappers.message_page(mixed)
+    assert page.other_items == 2 and not page.skipped
+    assert len(page.messages) == len(listing["data"]["children"])
 
 
 def test_posts_map_with_their_location_link_and_numbers():

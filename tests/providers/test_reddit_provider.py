@@ -406,3 +406,58 @@ def test_the_servers_ratelimit_headers_are_obeyed(fake_reddit, me):
         me.whoami()
     assert time.monotonic() - started >= 0.5  # waited for the window to reset after three
     assert [r.status for r in fake_reddit.requests if r.path == "/api/v1/me"] == [200] * 5
+
+
+# --- listings Reddit retired for apps (2025: /message/messages -> 302 /login/) ----------------
+def test_a_retired_threads_listing_falls_back_to_the_inbox_listing(fake_reddit, me):
+    fake_reddit.retire_listing("messages")
+    fake_reddit.add_thread("bob", "me", ["hi", "hello bob", "how are you"])
+    fake_reddit.add_inbox_reply("me", "carol", "nice comment")
+    page = me.list_messages("inbox")
+    assert sorted(m.body for m in page.messages) == ["hi", "how are you"]  # received only; sent is its own folder
+    assert page.other_items == 1  # the comment reply is counted, not stored
+    assert len({m.conversation_external_id for m in page.messages}) == 1  # threading kept
+    assert [(s.listing, s.works) for s in page.listings] == [("messages", False), ("inbox", True)]
+    assert "no longer serves" in page.listings[0].detail and "/message/messages" in page.listings[0].detail
+
+
+def test_the_fallback_listing_pages_to_its_end_with_every_message_once(fake_reddit, me):
+    fake_reddit.retire_listing("messages")
+    fake_reddit.bulk_threads("me", threads=90, per_thread=3)
+    pages = list(me.iter_message_pages("inbox", limit=50))
+    seen = [m.external_id for page in pages for m in page.messages]
+    assert len(seen) == len(set(seen)) and len(pages) > 2
+    assert all(p.after is None or p.after.startswith("inbox:") for p in pages)
+    # The retired listing is asked once per walk, not once per page.
+    asked = [r.path for r in fake_reddit.requests if r.path.startswith("/message/")]
+    assert asked.count("/message/messages") == 1
+
+
+def test_a_walk_resumed_on_a_fallback_listing_stays_on_it(fake_reddit, me):
+    fake_reddit.bulk_threads("me", threads=30, per_thread=1)
+    assert me.list_messages("inbox", limit=10).after.startswith("t4_")  # the threads listing: a plain fullname
+    fake_reddit.retire_listing("messages")
+    first = me.list_messages("inbox", limit=5)
+    fake_reddit.requests.clear()
+    second = me.list_messages("inbox", after=first.after, limit=5)
+    assert [r.path for r in fake_reddit.requests] == ["/message/inbox"]
+    assert not {m.external_id for m in second.messages} & {m.external_id for m in first.messages}
+
+
+def test_every_retired_listing_is_a_distinct_error_not_not_found(fake_reddit, me):
+    from rediska.providers.errors import ListingUnavailableError
+
+    for folder in ("messages", "inbox", "unread", "sent"):
+        fake_reddit.retire_listing(folder)
+    for folder in ("inbox", "sent"):
+        with pytest.raises(ListingUnavailableError) as caught:
+            me.list_messages(folder)
+        assert not isinstance(caught.value, NotFoundError) and not caught.value.transient
+        assert "no longer serves" in caught.value.user_message
+        assert caught.value.listings and not any(s.works for s in caught.value.listings)
+    assert [s.listing for s in caught.value.listings] == ["sent"]
+
+
+def test_a_redirect_elsewhere_is_still_not_found(fake_reddit, me):
+    with pytest.raises(NotFoundError):
+        me.list_posts("nosuchcommunity")

@@ -10,8 +10,9 @@ from django.core.management.base import BaseCommand, CommandError
 from identities.commands import find_identity
 from identities.services import session_for
 from inbox.services.ingest import walk_folder
-from inbox.services.syncing import FOLDERS
-from rediska.providers.errors import ProviderError
+from identities.services import capabilities_for
+from inbox.services.syncing import folders_for
+from rediska.providers.errors import ListingUnavailableError, ProviderError
 
 from ._common import page_counter, progress_bar
 
@@ -25,20 +26,31 @@ class Command(BaseCommand):
     def handle(self, *args, identity, **options):
         chosen = find_identity(identity)
         started = time.monotonic()
-        results = []
+        results, refused = [], []
+        folders = folders_for(chosen)
+        if not folders:
+            raise CommandError(capabilities_for(chosen).why_not("sync_received"))
         try:
             session = session_for(chosen)
             with progress_bar(self.stdout, chosen.external_username) as bar:
                 on_page = page_counter(bar)
-                for folder in FOLDERS:
-                    result = walk_folder(chosen, session, folder, full=True, owner=f"command:{os.getpid()}",
-                                         on_page=on_page)
+                for folder in folders:
+                    try:
+                        result = walk_folder(chosen, session, folder, full=True, owner=f"command:{os.getpid()}",
+                                             on_page=on_page)
+                    except ListingUnavailableError as exc:  # the other folders still count
+                        refused.append(f"{folder}: {exc.user_message}")
+                        continue
                     if result.busy:
                         raise CommandError(f"A sync of {chosen.external_username}'s {folder} folder is under way: "
                                            "try again when it ends.")
                     results.append(result)
         except ProviderError as exc:
             raise CommandError(exc.user_message) from None
+        for line in refused:
+            self.stderr.write(f"Not archived: {line}")
+        if not results:
+            raise CommandError(refused[0] if refused else "Nothing was archived.")
         elapsed = time.monotonic() - started
         messages = sum(r.messages for r in results)
         self.stdout.write(

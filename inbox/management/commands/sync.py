@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from identities.commands import find_identity
 from identities.models import Identity
-from identities.services import session_for
+from identities.services import capabilities_for, session_for
 from inbox.services.syncing import sync_identity
 from rediska.providers.errors import ProviderError
 
@@ -29,6 +29,13 @@ class Command(BaseCommand):
         )
         failures = [f"{i.external_username}: must be reconnected first" for i in identities if i.needs_reconnect]
         identities = [i for i in identities if not i.needs_reconnect]
+        for chosen in [i for i in identities if not capabilities_for(i).can_sync]:
+            reason = f"{chosen.external_username}: not synced: {capabilities_for(chosen).why_not('sync_received')}"
+            if all:
+                self.stdout.write(reason)  # an archive-only identity is not a failure of --all
+            else:
+                failures.append(reason)
+        identities = [i for i in identities if capabilities_for(i).can_sync]
         for chosen in identities:
             try:
                 with progress_bar(self.stdout, chosen.external_username) as bar:
@@ -44,5 +51,7 @@ class Command(BaseCommand):
                 f"{summary.accounts_checked} accounts checked"
                 + (f"; skipped {', '.join(busy)} (a sync is under way)" if busy else "") + "."
             )
+            for folder, reason in summary.unavailable.items():
+                self.stderr.write(f"{chosen.external_username}: {folder} not synced: {reason}")
         if failures:
             raise CommandError("; ".join(failures))

@@ -27,6 +27,7 @@ from ..errors import (
     AuthError,
     ForbiddenError,
     InvalidRequestError,
+    ListingUnavailableError,
     NotFoundError,
     ProviderError,
     RateLimitedError,
@@ -162,7 +163,11 @@ def translated(subject: str | None = None) -> Iterator[None]:
         if _reason(exc) == "banned":
             raise ForbiddenError(f"{name} is banned.", status=404) from None
         raise NotFoundError(f"{name} was not found on Reddit.", status=404) from None
-    except prawcore.Redirect:
+    except prawcore.Redirect as exc:
+        if "/login" in (exc.path or ""):
+            # Reddit's answer for a listing it retired for apps: not "missing", and retrying will not help.
+            raise ListingUnavailableError(f"Reddit no longer serves {name} to this app (it redirects to the login "
+                                          "page).", status=302) from None
         raise NotFoundError(f"{name} does not exist on Reddit.", status=302) from None
     except prawcore.TooManyRequests as exc:
         raise RateLimitedError(retry_after=_seconds(exc.response.headers.get("retry-after"))) from None

@@ -20,6 +20,10 @@ DEFAULTS = {
     "MEDIA_HOSTS": "i.redd.it,preview.redd.it,i.imgur.com",
     "TIMEOUT": "20",
     "ENABLED": "true",
+    # Feeds (the personal feed token): where they are served, and each feed user's own budget.
+    "FEED_URL": "https://www.reddit.com",
+    "FEED_QPM": "60",
+    "FEED_MAX_BYTES": str(16 * 1024 * 1024),
 }
 SCOPES = ("identity", "privatemessages", "read", "history")
 
@@ -35,6 +39,9 @@ class Config:
     media_hosts: tuple[str, ...]
     timeout: float
     enabled: bool
+    feed_url: str = DEFAULTS["FEED_URL"]  # no trailing "/"
+    feed_qpm: int = 60
+    feed_max_bytes: int = 16 * 1024 * 1024
 
     def __repr__(self) -> str:  # the secret never reaches a log or traceback
         return f"Config(client_id={self.client_id!r}, oauth_url={self.oauth_url!r}, base_url={self.base_url!r})"
@@ -58,6 +65,17 @@ def _url(name: str) -> str:
     return value.rstrip("/")
 
 
+def _integer(name: str, low: int, high: int) -> int:
+    value = _setting(name)
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise NotConfiguredError(f"PROVIDER_REDDIT_{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return number
+
+
 def load() -> Config:
     """The current settings; NotConfiguredError names the bad one."""
     try:
@@ -73,6 +91,8 @@ def load() -> Config:
     if len(user_agent) < 7:
         raise NotConfiguredError("PROVIDER_REDDIT_USER_AGENT must describe the app (at least 7 characters).")
     hosts = tuple(h.strip().lower().rstrip(".") for h in _setting("MEDIA_HOSTS").split(",") if h.strip())
+    feed_qpm = _integer("FEED_QPM", 1, 6000)
+    feed_max_bytes = _integer("FEED_MAX_BYTES", 64 * 1024, 256 * 1024 * 1024)
     return Config(
         client_id=_setting("CLIENT_ID"),
         client_secret=_setting("CLIENT_SECRET"),
@@ -83,6 +103,9 @@ def load() -> Config:
         media_hosts=hosts,
         timeout=timeout,
         enabled=enabled in ("1", "true", "yes", "on"),
+        feed_url=_url("FEED_URL"),
+        feed_qpm=feed_qpm,
+        feed_max_bytes=feed_max_bytes,
     )
 
 

@@ -110,7 +110,7 @@ def _message(data: dict) -> RemoteMessage:
 
 def message_page(listing: dict) -> MessagePage:
     """A page of messages; threads (`replies`) are flattened, root first, oldest reply next."""
-    messages, skipped = [], []
+    messages, skipped, other = [], [], 0
     for thing in _children(listing):
         things = [thing]
         replies = thing.get("data", {}).get("replies") if isinstance(thing, dict) else None
@@ -123,13 +123,15 @@ def message_page(listing: dict) -> MessagePage:
             try:
                 if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
                     raise Unmappable("not a thing")
+                if item.get("kind") == "t1" or item["data"].get("was_comment"):
+                    other += 1  # a comment reply or mention in the inbox listing: not a private message
+                    continue
                 if item.get("kind") != "t4":
-                    raise Unmappable(f"unexpected kind {item.get('kind')!r}"
-                                     + (" (a comment reply)" if item["data"].get("was_comment") else ""))
+                    raise Unmappable(f"unexpected kind {item.get('kind')!r}")
                 messages.append(_message(item["data"]))
             except Unmappable as exc:
                 skipped.append(Skipped(_thing_id(item), str(exc)))
-    return MessagePage(messages=messages, after=_after(listing), skipped=skipped)
+    return MessagePage(messages=messages, after=_after(listing), skipped=skipped, other_items=other)
 
 
 def sent_message(data: dict) -> SentMessage:

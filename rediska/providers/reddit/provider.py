@@ -1,18 +1,27 @@
 """The Reddit provider: OAuth (web app, permanent) and a PRAW session per identity.
 
 Folders: `inbox` is `/message/messages` (every private-message thread, received
-and sent, newest activity first, each thread flattened root first), `sent` is
-`/message/sent` (flat, newest first).  Locations are subreddits.  Ids are
-base36 without the kind prefix; cursors (`after`) are Reddit fullnames and
-passed back unchanged.
+and sent, newest activity first, each thread flattened root first) where Reddit
+still serves it; since 2025 it redirects many accounts to the login page, and
+then `/message/inbox` (everything received, flat: its comment replies and
+mentions are counted, not stored) and at last `/message/unread` serve instead.
+`sent` is `/message/sent` (flat, newest first).  Each page says which listings
+answered (`MessagePage.listings`).  Locations are subreddits.  Ids are base36
+without the kind prefix; a message cursor is the fullname, prefixed
+`<listing>:` for a fallback listing, so a resumed walk stays on the listing it
+started on.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urlencode, urlsplit
 
 from ..base import (
+    Capabilities,
+    ListingStatus,
     MessageFolder,
     MessagePage,
     PostPage,
@@ -26,30 +35,27 @@ from ..base import (
     SentMessage,
     TokenSet,
 )
-from ..errors import AuthError, InvalidRequestError, NotFoundError, NotConfiguredError, TransientError
-from . import client, mappers
+from ..errors import (
+    AuthError,
+    InvalidRequestError,
+    ListingUnavailableError,
+    NotConfiguredError,
+    NotFoundError,
+    TransientError,
+)
+from . import client, feeds, mappers
+from .names import SORTS, community as _community, username as _username
 from .config import SCOPES, load, load_for_app
 
-USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
-COMMUNITY = re.compile(r"^[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*$")
-FOLDERS = {"inbox": "message/messages", "sent": "message/sent"}
-SORTS = ("new", "hot", "top")
+# Per folder, the listings to read in order of preference: (name, path, label).
+FOLDERS = {
+    "inbox": (("messages", "message/messages", "Private message threads (/message/messages)"),
+              ("inbox", "message/inbox", "Everything received (/message/inbox)"),
+              ("unread", "message/unread", "Unread messages (/message/unread)")),
+    "sent": (("sent", "message/sent", "Sent messages (/message/sent)"),),
+}
 MAX_SUBJECT = 100
 MAX_BODY = 10_000
-
-
-def _username(value: str) -> str:
-    name = (value or "").strip().removeprefix("/").removeprefix("u/").removeprefix("user/")
-    if not USERNAME.match(name):
-        raise InvalidRequestError(f"{value!r} is not a Reddit username (3-20 letters, digits, _ or -).")
-    return name
-
-
-def _community(value: str) -> str:
-    name = (value or "").strip().removeprefix("/").removeprefix("r/")
-    if not COMMUNITY.match(name):
-        raise InvalidRequestError(f"{value!r} is not a subreddit name.")
-    return name
 
 
 def _limit(limit: int) -> int:
@@ -88,8 +94,29 @@ class RedditSession(ProviderSession):
     def list_messages(self, folder: MessageFolder, *, after: str | None = None, limit: int = 100) -> MessagePage:
         if folder not in FOLDERS:
             raise InvalidRequestError(f"Unknown message folder {folder!r}.")
-        listing = self._get(FOLDERS[folder], limit=_limit(limit), after=after or None)
-        return _mapped(mappers.message_page, listing)
+        listings = FOLDERS[folder]
+        names = [name for name, _, _ in listings]
+        start, cursor = 0, after or None
+        if cursor:
+            name, sep, rest = cursor.partition(":")
+            if sep and name in names:
+                start, cursor = names.index(name), rest or None
+        tried = []
+        for name, path, label in listings[start:]:
+            try:
+                listing = self._get(path, f"the listing /{path}", limit=_limit(limit), after=cursor)
+            except ListingUnavailableError as exc:
+                tried.append(ListingStatus(name, folder, label, works=False, detail=exc.user_message))
+                cursor = None  # one listing's cursor means nothing in the next: start at its top
+                continue
+            page = _mapped(mappers.message_page, listing)
+            tried.append(ListingStatus(name, folder, label, works=True))
+            after = f"{name}:{page.after}" if page.after and name != names[0] else page.after
+            return replace(page, after=after, listings=tuple(tried))
+        raise ListingUnavailableError(
+            f"Reddit no longer serves the {folder} folder to this app: "
+            + "; ".join(f"/{path}" for _, path, _ in listings[start:]) + " redirect to the login page.",
+            listings=tuple(tried))
 
     def send_message(self, *, to: str, subject: str, body: str,
                      reply_to_external_id: str | None = None) -> SentMessage:
@@ -217,6 +244,53 @@ class RedditProvider(Provider):
         if not refresh_token:
             raise AuthError("This identity has no stored access: reconnect it.")
         return RedditSession(load_for_app(), refresh_token)
+
+
+    # --- the personal feed token, and Reddit's own compose page ---------------------------
+    accepts_feed_tokens = True
+
+    def capabilities(self, *, oauth: bool, feed_token: bool) -> Capabilities:
+        if oauth:
+            return Capabilities(True, True, True, True, True)
+        if feed_token:
+            return Capabilities(
+                sync_received=True, sync_sent=False, send=False, browse=True, read_profiles=True,
+                reasons={"sync_sent": feeds.NO_SENT_FEED,
+                         "send": "Sending through Rediska needs a Reddit API app. With the feed token you send on "
+                                 "Reddit's own page: “Open on Reddit to send” fills it in, you press Send there."})
+        return Capabilities.none("This identity has no connection to Reddit (only imported history): connect it "
+                                 "with an API app or your feed token to use this.")
+
+    def connect_help(self) -> dict[str, str]:
+        return {
+            "oauth": "If you own a Reddit API app (reddit.com/prefs/apps, type “web app”), Rediska signs in with it: "
+                     "it can then sync everything and send for you when you press Send.",
+            "oauth_missing": "This Rediska has no Reddit API app configured (PROVIDER_REDDIT_CLIENT_ID and "
+                             "_SECRET). Reddit no longer grants new ones to most people: use the feed token.",
+            "feed_token": "Signed in on Reddit, open reddit.com/prefs/feeds. Under “Private RSS feeds”, copy the "
+                          "link of your inbox feed (right-click, copy link) and paste it here: it ends with "
+                          "“?feed=…&user=…”. Or paste just the value after “feed=” and type your username. "
+                          "Rediska reads your inbox once to check it. It can then keep your inbox current, find "
+                          "leads and read profiles; you send on Reddit's own page.",
+            "export": "Ask Reddit for a copy of your data at reddit.com/settings/data-request; it arrives by email "
+                      "as a ZIP, usually within days. Importing it archives your full history, chats included.",
+        }
+
+    def parse_feed_token(self, text: str, username: str | None = None) -> tuple[str, str]:
+        host = (urlsplit(load().feed_url).hostname or "").lower()
+        return feeds.parse_reference(text, username, feed_hosts=("reddit.com", host))
+
+    def feed_session(self, username: str, token: str) -> ProviderSession:
+        config = load()
+        if not config.enabled:
+            raise NotConfiguredError("This provider is disabled (PROVIDER_REDDIT_ENABLED).")
+        if not token:
+            raise AuthError("This identity has no stored feed token: add it again.")
+        return feeds.FeedSession(config, _username(username), token)
+
+    def compose_url(self, *, to: str, subject: str, body: str) -> str | None:
+        query = urlencode({"to": _username(to), "subject": (subject or "")[:MAX_SUBJECT], "message": body})
+        return f"{load().base_url}/message/compose/?{query}"
 
 
 def build_provider() -> Provider:
