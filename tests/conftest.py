@@ -22,9 +22,10 @@ def auth_client(client, admin_user):
 
 @pytest.fixture
 def identity(db):
-    from tests.factories import IdentityFactory
+    from tests.factories import IdentityFactory, ProviderCredentialFactory
 
-    return IdentityFactory(is_default=True)
+    # Connected (a stored token): identities without one are archive-only.
+    return ProviderCredentialFactory(identity=IdentityFactory(is_default=True)).identity
 
 
 from tests.fakes.llm_server import _fake_llm_server, fake_llm  # noqa: E402,F401

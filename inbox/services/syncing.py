@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from identities.models import Identity
+from identities.services import archive_only_message
 from rediska import audit
 from rediska.jobs import enqueue
 from rediska.models import Job
@@ -40,6 +41,8 @@ def active_jobs(identity: Identity, kind: str = "") -> list[Job]:
 def _syncable(identity: Identity) -> None:
     if not identity.is_active:
         raise InboxError(f"{identity.display_name} is deactivated: reconnect it to sync.", code="inactive")
+    if identity.is_archive_only:
+        raise InboxError(archive_only_message(identity), code="archive_only")
     if identity.needs_reconnect:
         raise InboxError(f"{identity.display_name} must be reconnected before it can sync.", code="inactive")
 
@@ -86,7 +89,9 @@ def schedule_syncs(now=None) -> list[Job]:
     }
     return [
         enqueue("ingest.sync_delta", identity.pk, dedupe_key=job_prefix(identity.pk, f"sync:tick-{slot}"))
-        for identity in Identity.objects.filter(is_active=True, needs_reconnect_at__isnull=True).order_by("pk")
+        # Archive-only identities (no stored access) have nothing to sync.
+        for identity in Identity.objects.filter(is_active=True, needs_reconnect_at__isnull=True,
+                                                credentials__isnull=False).distinct().order_by("pk")
         if identity.pk not in busy
     ]
 

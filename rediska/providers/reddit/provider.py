@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 
 from ..base import (
+    ExportFormat,
     MessageFolder,
     MessagePage,
     PostPage,
@@ -29,6 +30,7 @@ from ..base import (
 from ..errors import AuthError, InvalidRequestError, NotFoundError, NotConfiguredError, TransientError
 from . import client, mappers
 from .config import SCOPES, load, load_for_app
+from .export import RedditExport
 
 USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,20}$")
 COMMUNITY = re.compile(r"^[A-Za-z0-9_]{2,21}(\+[A-Za-z0-9_]{2,21})*$")
@@ -217,6 +219,9 @@ class RedditProvider(Provider):
         if not refresh_token:
             raise AuthError("This identity has no stored access: reconnect it.")
         return RedditSession(load_for_app(), refresh_token)
+
+    def export_format(self) -> ExportFormat:
+        return RedditExport()
 
 
 def build_provider() -> Provider:
