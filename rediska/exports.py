@@ -117,19 +117,19 @@ class Member:
 
 
 class _Capped(io.RawIOBase):
-    """A member's bytes, stopped once the archive's total uncompressed budget is spent."""
+    """A member's bytes, stopped past the size the archive declared for it (a lying header is a bomb)."""
 
-    def __init__(self, raw, budget: list[int]):
-        self._raw, self._budget = raw, budget
+    def __init__(self, raw, limit: int):
+        self._raw, self._left = raw, limit
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         data = self._raw.read(len(buffer))
-        self._budget[0] -= len(data)
-        if self._budget[0] < 0:
-            raise ExportError("The archive unpacks to more than its size said: refused as a ZIP bomb.")
+        self._left -= len(data)
+        if self._left < 0:
+            raise ExportError("A file of the archive unpacks to more than its size said: refused as a ZIP bomb.")
         buffer[: len(data)] = data
         return len(data)
 
@@ -144,7 +144,6 @@ class ExportArchive:
     def __init__(self, path: Path):
         self.path = path
         self._zip: zipfile.ZipFile | None = None
-        self._budget = [settings.EXPORT_MAX_UNCOMPRESSED_BYTES]
         if path.is_dir():
             self.members = sorted(
                 (Member(entry.name, entry.stat().st_size) for entry in os.scandir(path)
@@ -197,7 +196,7 @@ class ExportArchive:
     def _open(self, member: Member):
         if self._zip is None:
             return open(self.path / member.basename, "rb")  # a folder's own listing, symlinks excluded
-        return io.BufferedReader(_Capped(self._zip.open(member.name), self._budget), 1024 * 1024)
+        return io.BufferedReader(_Capped(self._zip.open(member.name), member.size), 1024 * 1024)
 
     def rows(self, member: Member) -> Iterator[tuple[int, dict]]:
         """(row number from 1, {column: value}) for each data row, streamed; column names lower-cased."""
