@@ -17,4 +17,5 @@ urlpatterns = [
     path("do-not-contact/<int:pk>/remove", views.do_not_contact_remove, name="dnc_remove"),
     path("setup/", views.setup, name="setup"),
     path("setup/status", views.setup_status, name="setup_status"),
+    path("identities/new/from-export", views.new_from_export, name="new_from_export"),
 ]

@@ -13,4 +13,5 @@ urlpatterns = [
     path("identity/<int:identity_id>/sync/", views.identity_sync_panel, name="identity_sync_panel"),
     path("identity/<int:identity_id>/sync/now", views.identity_sync, name="identity_sync"),
     path("identity/<int:identity_id>/sync/backfill", views.identity_backfill, name="identity_backfill"),
+    path("identity/<int:identity_id>/export/", views.identity_export, name="identity_export"),
 ]

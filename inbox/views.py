@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from identities.models import Identity
 from identities.onboarding import identity_required
-from identities.services import is_do_not_contact
+from identities.services import archive_only_message, is_do_not_contact
+from rediska.exports import ExportError, discard_upload, refused_upload, save_upload
 
 from . import tasks
 from .errors import InboxError, SendError
-from .forms import ConversationFilterForm, HiddenForm, MessageHiddenForm, ReplyForm
+from .forms import ConversationFilterForm, ExportUploadForm, HiddenForm, MessageHiddenForm, ReplyForm
 from .models import Conversation, Message
 from .services import conversations as conversation_services
-from .services import syncing
+from .services import export_import, syncing
 from .services.ingest import PLACEHOLDERS
 
 PAGE_SIZE = 50
@@ -46,7 +48,7 @@ def conversation_list(request):
 
 def _conversation(pk: int) -> Conversation:
     return get_object_or_404(
-        Conversation.objects.select_related("identity", "counterpart_account", "last_message"), pk=pk
+        Conversation.objects.select_related("identity__provider", "counterpart_account", "last_message"), pk=pk
     )
 
 
@@ -58,6 +60,8 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
     hidden_count = sum(1 for m in all_messages if m.deleted_at)
     if conversation.identity.needs_reconnect or not conversation.identity.is_active:
         blocked = f"{conversation.identity.display_name} must be reconnected before it can send."
+    elif conversation.identity.is_archive_only:
+        blocked = archive_only_message(conversation.identity)
     elif counterpart.external_username in PLACEHOLDERS:
         blocked = "Nobody can receive a reply here: the account is gone or this is an automated notice."
     elif is_do_not_contact(conversation.provider_id, counterpart.external_username):
@@ -182,3 +186,43 @@ def identity_sync(request, identity_id: int):
 @require_POST
 def identity_backfill(request, identity_id: int):
     return _start(request, identity_id, syncing.request_backfill, "Backfill started: every message is fetched again.")
+
+
+# --- the identity page's data export panel ----------------------------------------------
+
+
+def _export_panel(request, identity: Identity, form: ExportUploadForm | None = None, *, error: str | None = None,
+                  status: int = 200):
+    imports = export_import.imports_of(identity)
+    context = {"identity": identity, "imports": imports, "form": form or ExportUploadForm(), "error": error,
+               "live": any(i.is_active for i in imports), "max_upload": settings.EXPORT_MAX_UPLOAD_BYTES}
+    template = "inbox/_identity_export_panel.html" if request.htmx else "inbox/identity_export.html"
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def identity_export(request, identity_id: int):
+    """The import panel (GET) and the upload of a data export (POST), which queues its import."""
+    identity = get_object_or_404(Identity.objects.select_related("provider"), pk=identity_id)
+    if request.method == "GET":
+        return _export_panel(request, identity)
+    refused = refused_upload(request)
+    if refused:
+        return _export_panel(request, identity, error=refused, status=413)
+    form = ExportUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _export_panel(request, identity, form, status=400)
+    upload = form.cleaned_data["export"]
+    try:
+        token = save_upload(upload)
+    except ExportError as exc:
+        form.add_error("export", exc.user_message)
+        return _export_panel(request, identity, form, status=400)
+    try:
+        export_import.request_import(identity, token, upload.name)
+    except InboxError as exc:
+        discard_upload(token)
+        form.add_error(None, exc.user_message)
+        return _export_panel(request, identity, form, status=409)
+    flash.success(request, f"{upload.name} is being imported: progress shows below.")
+    return redirect("identities:detail", identity.pk)

@@ -97,6 +97,16 @@ def discard_upload(token: str) -> None:
         pass
 
 
+def refused_upload(request) -> str | None:
+    """Why a request's body is refused before Django reads it (over the upload cap), or None."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    # The slack is the multipart envelope around the file.
+    return too_large_message(length) if length > settings.EXPORT_MAX_UPLOAD_BYTES + 64 * 1024 else None
+
+
 def too_large_message(size: int) -> str:
     cap = settings.EXPORT_MAX_UPLOAD_BYTES
     return (f"This file is {size / 2**20:,.0f} MB; uploads are limited to {cap / 2**20:,.0f} MB "
