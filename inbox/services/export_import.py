@@ -43,7 +43,7 @@ from .ingest import store_messages
 
 log = logging.getLogger(__name__)
 
-BATCH = 2000
+BATCH = 10_000
 TASK = "ingest.import_export"
 GROUP_REASON = "group and community chats are not imported yet"
 ItemStore = Callable[[Identity, list[RemoteProfileItem]], int]
