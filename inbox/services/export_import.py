@@ -33,6 +33,7 @@ from identities.models import Identity
 from rediska import audit
 from rediska.exports import ExportError, ExportFileError, Scan, discard_upload, open_archive, scan, upload_path
 from rediska.jobs import enqueue
+from rediska.models import Job
 from rediska.providers import get_provider
 from rediska.providers.base import ExportFormat, ExportRowError, RemoteMessage, RemoteProfileItem
 
@@ -104,7 +105,15 @@ def local_import(identity: Identity, path: Path) -> ExportImport:
 
 
 def imports_of(identity: Identity, limit: int = 5) -> list[ExportImport]:
-    return list(ExportImport.objects.filter(identity=identity).order_by("-created_at", "-id")[:limit])
+    """The identity's latest imports, with (unsaved, queued) rows for jobs whose run has not started yet."""
+    records = list(ExportImport.objects.filter(identity=identity).order_by("-created_at", "-id")[:limit])
+    known = {r.token for r in records}
+    waiting = Job.objects.filter(dedupe_key__startswith=job_key(identity.pk, ""), status__in=Job.ACTIVE)
+    queued = [ExportImport(identity=identity, token=key.rsplit(":", 1)[1], created_at=created,
+                           original_name=(payload.get("kwargs") or {}).get("original_name") or "export.zip")
+              for key, created, payload in waiting.values_list("dedupe_key", "created_at", "payload_json")
+              if key.rsplit(":", 1)[1] not in known]
+    return queued + records
 
 
 # --- running --------------------------------------------------------------------------

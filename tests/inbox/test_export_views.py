@@ -77,3 +77,13 @@ def test_an_import_of_someone_elses_export_shows_as_refused_with_the_reason(auth
     panel = auth_client.get(url).content.decode()
     assert "Refused" in panel and "This export belongs to" in panel
     assert not Message.objects.exists()
+
+
+def test_an_import_queued_by_the_new_identity_page_shows_as_waiting_before_its_job_runs(auth_client, alice):
+    from rediska.jobs import enqueue
+
+    enqueue("ingest.import_export", alice.pk, "ab" * 16, original_name="mine.zip",
+            dedupe_key=f"inbox:{alice.pk}:import:{'ab' * 16}")
+    panel = auth_client.get(reverse("inbox:identity_export", args=[alice.pk]), HTTP_HX_REQUEST="true")
+    html = panel.content.decode()
+    assert "mine.zip" in html and "Waiting" in html and 'hx-trigger="every 2s"' in html

@@ -115,7 +115,7 @@ class RedditExport(ExportFormat):
         return RemoteMessage(
             external_id=ext, conversation_external_id=thread[:MAX_ID], author=author,
             recipient=_person(row.get("to")), sent_at=_when(row.get("date")), body=_text(row.get("body")),
-            subject=(row.get("subject") or "").strip() or None, is_system=author is None,
+            subject=(row.get("subject") or "").strip() or None,
         )
 
     def chat_line(self, row: dict) -> ChatLine:
