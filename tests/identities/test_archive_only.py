@@ -1,6 +1,7 @@
 """Identities without an API key: created from a data export, readable, connected later without losing anything."""
 
 import os
+import zipfile
 from io import BytesIO
 
 import pytest
@@ -13,6 +14,7 @@ from inbox.models import Conversation, ExportImport, Message
 from inbox.tasks import import_export
 from rediska.exports import upload_path
 from rediska.models import AuditLog, Job
+from rediska.providers.base import RemoteAccount
 from tests.factories import ConversationFactory, IdentityFactory, ProviderFactory
 from tests.fakes.reddit_export import chat, message, write_export
 from tests.identities.test_views import start_connect
@@ -52,8 +54,6 @@ def test_connecting_the_same_account_later_attaches_to_the_archive_only_identity
     ProviderFactory()
     archived = services.create_archive_identity(provider_id="reddit", username="alice")
     conversation = ConversationFactory(identity=archived, provider=archived.provider)
-    from rediska.providers.base import RemoteAccount
-
     connected = services.connect_identity(provider_id="reddit", refresh_token=fake_reddit.issue_refresh_token("alice"),
                                           account=RemoteAccount(username="Alice"))
     assert connected.pk == archived.pk and not connected.is_archive_only
@@ -137,7 +137,6 @@ def test_a_bad_upload_is_refused_with_the_reason_and_not_kept(auth_client, tmp_p
     ProviderFactory()
     if data is None:
         buffer = BytesIO()
-        import zipfile
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("notes.txt", "hello")
         data = buffer.getvalue()

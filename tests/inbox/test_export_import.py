@@ -11,7 +11,7 @@ from inbox.tasks import import_export
 from leads.models import ProfileItem
 from rediska.models import AuditLog, Job
 from tests.factories import IdentityFactory, ProviderFactory
-from tests.fakes.reddit_export import CHAT_COLUMNS, MESSAGE_COLUMNS, chat, message, write_export
+from tests.fakes.reddit_export import MESSAGE_COLUMNS, chat, message, write_export
 
 
 @pytest.fixture
