@@ -32,7 +32,7 @@ from django.utils import timezone
 from identities.models import Identity
 from rediska import audit
 from rediska.exports import ExportError, ExportFileError, Scan, discard_upload, open_archive, scan, upload_path
-from rediska.jobs import enqueue
+from rediska.jobs import TransientJobError, enqueue
 from rediska.models import Job
 from rediska.providers import get_provider
 from rediska.providers.base import ExportFormat, ExportRowError, RemoteMessage, RemoteProfileItem
@@ -251,6 +251,10 @@ def _flush(record: ExportImport, identity: Identity, fmt: ExportFormat, index: i
     skipped: Counter = Counter()
     messages, items = _rows_to_store(identity, fmt, entry["table"], batch, record.plan_json["channels"], skipped)
     with transaction.atomic():
+        # Two runs of one import (a re-queued job while the first still runs): the one behind stops.
+        stored = ExportImport.objects.select_for_update().values_list("cursor_member", "cursor_row").get(pk=record.pk)
+        if stored != (record.cursor_member, record.cursor_row):
+            raise TransientJobError("Another run of this import is ahead of this one; this one stops.")
         new = known = 0
         if messages:
             result = store_messages(identity, messages)

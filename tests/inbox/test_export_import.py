@@ -252,3 +252,21 @@ def test_a_sync_after_an_export_does_not_duplicate_imported_messages(synced_alic
     result = walk_folder(alice, session_for(alice), "inbox", full=True, owner="t")
     assert result.new == 0
     assert Conversation.objects.count() == 1 and Message.objects.count() == 3
+
+
+def test_a_second_run_of_the_same_import_behind_the_first_stops_without_counting_twice(me, tmp_path, monkeypatch):
+    from inbox.services import export_import
+    from rediska.jobs import TransientJobError
+
+    monkeypatch.setattr(export_import, "BATCH", 4)
+    rows = [message(f"r{i}", "bob", "alice", f"body {i}", thread="r0", minutes=i) for i in range(10)]
+    record = local_import(me, write_export(tmp_path / "export.zip", messages=rows))
+
+    def another_run_moves_on(progress):
+        if progress.get("done") == 4:  # after this run's first batch, the other run stored the next one
+            ExportImport.objects.filter(pk=record.pk).update(cursor_row=8)
+
+    with pytest.raises(TransientJobError, match="Another run of this import is ahead"):
+        run_import(record, on_progress=another_run_moves_on)
+    record.refresh_from_db()
+    assert (record.cursor_row, record.summary_json["new"], Message.objects.count()) == (8, 4, 4)
