@@ -75,13 +75,19 @@ def save_upload(uploaded) -> str:
     token = uuid.uuid4().hex
     path = upload_path(token)
     temporary = getattr(uploaded, "temporary_file_path", None)
-    with open(path, "wb") as out:
-        if temporary:
-            with open(temporary(), "rb") as source:
-                shutil.copyfileobj(source, out, 1024 * 1024)
-        else:
-            for chunk in uploaded.chunks():
-                out.write(chunk)
+    try:
+        if not temporary:
+            raise OSError("in memory")
+        # A large upload Django streamed to a temporary file: moved, not copied, when on the same disk.
+        os.replace(temporary(), path)
+    except OSError:
+        with open(path, "wb") as out:
+            if temporary:
+                with open(temporary(), "rb") as source:
+                    shutil.copyfileobj(source, out, 1024 * 1024)
+            else:
+                for chunk in uploaded.chunks():
+                    out.write(chunk)
     try:
         open_archive(path).close()  # not a ZIP, a bomb, unsafe names: refused before any job starts
     except ExportError:

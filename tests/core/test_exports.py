@@ -154,3 +154,15 @@ def test_uploads_are_kept_under_data_dir_by_default():
     from rediska import settings as defaults
 
     assert str(defaults.EXPORT_UPLOADS_PATH).startswith(str(settings.DATA_DIR))
+
+
+def test_a_large_upload_streamed_to_a_temporary_file_is_moved_under_data_dir(tmp_path):
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    data = write_export(tmp_path / "e.zip", messages=[message("m1", "bob", "alice", "hi")]).read_bytes()
+    upload = TemporaryUploadedFile("export.zip", "application/zip", len(data), None)
+    upload.write(data)
+    upload.flush()
+    token = save_upload(upload)
+    upload.close()  # Django's clean-up of its temporary file must not fail once it was moved
+    assert upload_path(token).read_bytes() == data
