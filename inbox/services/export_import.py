@@ -234,7 +234,7 @@ def _rows_to_store(identity: Identity, fmt: ExportFormat, table: str, batch, cha
                 messages.append(RemoteMessage(
                     external_id=line.external_id, conversation_external_id=line.channel_id, author=line.author,
                     recipient=channel["other"] if mine else identity.external_username, sent_at=line.sent_at,
-                    body=line.body, subject=None))
+                    body=line.body, subject=f"Chat: {line.channel_name}" if line.channel_name else "Chat"))
             else:
                 if not _item_stores:
                     raise ExportRowError("own posts and comments are not kept by this installation")

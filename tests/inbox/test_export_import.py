@@ -85,7 +85,7 @@ def test_direct_chats_become_one_conversation_per_chat_with_the_other_person(me,
     _, summary = run(me, write_export(tmp_path / "export.zip", chats=chats))
     assert summary["new"] == 3
     a = Conversation.objects.get(external_conversation_id="chat:!roomA:reddit.com")
-    assert a.counterpart_account.external_username == "dave"
+    assert a.counterpart_account.external_username == "dave" and a.subject == "Chat"  # told apart from messages
     assert list(a.messages.values_list("direction", "body_text")) == [("in", "hey there\nhow are you?"),
                                                                       ("out", "good!")]
     b = Conversation.objects.get(external_conversation_id="chat:!roomB:reddit.com")
