@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import shutil
+import time
 import uuid
 import zipfile
 from collections import Counter
@@ -34,6 +35,7 @@ TOKEN_CHARS = frozenset("0123456789abcdef")
 # Above this size a member must compress like text does, not like a bomb.
 RATIO_FLOOR_BYTES = 1024 * 1024
 OWNER_SHARE = 0.9
+STALE_UPLOAD_SECONDS = 7 * 24 * 3600
 CHAT_OWNER_SHARE = 0.5
 
 
@@ -72,6 +74,7 @@ def save_upload(uploaded) -> str:
     """Copy an uploaded file (Django's, streamed to disk) under DATA_DIR; returns its token."""
     if uploaded.size is not None and uploaded.size > settings.EXPORT_MAX_UPLOAD_BYTES:
         raise ExportError(too_large_message(uploaded.size))
+    _prune_stale_uploads()
     token = uuid.uuid4().hex
     path = upload_path(token)
     temporary = getattr(uploaded, "temporary_file_path", None)
@@ -94,6 +97,17 @@ def save_upload(uploaded) -> str:
         discard_upload(token)
         raise
     return token
+
+
+def _prune_stale_uploads() -> None:
+    """Uploads never confirmed (a new-identity page left half way) go after a week; imports take minutes."""
+    cutoff = time.time() - STALE_UPLOAD_SECONDS
+    for entry in os.scandir(uploads_dir()):
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # another process pruned it first
 
 
 def discard_upload(token: str) -> None:

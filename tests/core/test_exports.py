@@ -166,3 +166,15 @@ def test_a_large_upload_streamed_to_a_temporary_file_is_moved_under_data_dir(tmp
     token = save_upload(upload)
     upload.close()  # Django's clean-up of its temporary file must not fail once it was moved
     assert upload_path(token).read_bytes() == data
+
+
+def test_uploads_left_unconfirmed_for_a_week_are_pruned_by_the_next_upload(tmp_path):
+    import os
+    import time
+
+    data = write_export(tmp_path / "e.zip", messages=[message("m1", "bob", "alice", "hi")]).read_bytes()
+    old, recent = save_upload(_Upload(data)), save_upload(_Upload(data))
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(upload_path(old), (week_ago, week_ago))
+    newest = save_upload(_Upload(data))
+    assert not upload_path(old).exists() and upload_path(recent).exists() and upload_path(newest).exists()

@@ -270,3 +270,12 @@ def test_a_second_run_of_the_same_import_behind_the_first_stops_without_counting
         run_import(record, on_progress=another_run_moves_on)
     record.refresh_from_db()
     assert (record.cursor_row, record.summary_json["new"], Message.objects.count()) == (8, 4, 4)
+
+
+def test_a_refused_import_leaves_what_is_stored_exactly_as_it_was(me, tmp_path):
+    run(me, write_export(tmp_path / "mine.zip", messages=legacy_thread()))
+    before = (list(Message.objects.order_by("pk").values()), list(Conversation.objects.order_by("pk").values()))
+    rows = [message("m1", "zed", "yolanda", "a different body for a known id"), message("n2", "yolanda", "zed", "x")]
+    record, _ = run(me, write_export(tmp_path / "theirs.zip", messages=rows))
+    assert record.status == "refused"
+    assert (list(Message.objects.order_by("pk").values()), list(Conversation.objects.order_by("pk").values())) == before
