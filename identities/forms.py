@@ -150,3 +150,31 @@ class DoNotContactForm(forms.Form):
         if any(c.isspace() for c in name):
             raise forms.ValidationError("A username has no spaces.")
         return name
+
+
+class ExportUploadForm(forms.Form):
+    """Step 1 of an identity from a data export: the ZIP."""
+
+    provider_id = ProviderField()
+    export = forms.FileField(label="Data export (.zip)", allow_empty_file=False,
+                             widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}))
+    display_name = forms.CharField(max_length=128, required=False, label="Display name",
+                                   help_text="Shown in Rediska only; defaults to the account's username.")
+
+
+class ExportConfirmForm(forms.Form):
+    """Step 2: the username read from the export, as the user confirms it."""
+
+    provider_id = ProviderField(widget=forms.HiddenInput)
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput,
+                             error_messages={"invalid": "This upload is not known here: upload the export again."})
+    original_name = forms.CharField(max_length=255, required=False, widget=forms.HiddenInput)
+    username = forms.CharField(max_length=128, label="Your username",
+                               help_text="Read from the export: the account that sent or received every message.")
+    display_name = forms.CharField(max_length=128, required=False, label="Display name")
+
+    def clean_username(self):
+        name = self.cleaned_data["username"].strip()
+        if any(c.isspace() for c in name):
+            raise forms.ValidationError("A username has no spaces.")
+        return name

@@ -59,6 +59,13 @@ class Identity(models.Model):
         return self.needs_reconnect_at is not None
 
     @property
+    def is_archive_only(self) -> bool:
+        """No stored access (created from a data export): readable, but it cannot sync or send until connected."""
+        if hasattr(self, "_prefetched_objects_cache") and "credentials" in self._prefetched_objects_cache:
+            return not self._prefetched_objects_cache["credentials"]
+        return self.pk is None or not self.credentials.exists()
+
+    @property
     def voice(self) -> dict:
         """The voice config with every key present (empty strings when unset)."""
         voice = self.voice_config_json if isinstance(self.voice_config_json, dict) else {}

@@ -101,7 +101,9 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
         if identity is not None and (existing is None or existing.pk != identity.pk):
             raise IdentityError(f"You signed in as {username}, but this identity is "
                                 f"{identity.external_username}: sign in with that account to reconnect it.")
-        if identity is None and existing is not None and existing.is_active and not existing.needs_reconnect:
+        # An identity created from a data export gets its first access here: same row, same conversations.
+        if identity is None and existing is not None and existing.is_active and not existing.needs_reconnect \
+                and not existing.is_archive_only:
             raise IdentityError(f"{username} is already connected as the identity “{existing.display_name}”.")
         created = existing is None
         has_default = Identity.objects.filter(provider_id=provider_id, is_active=True, is_default=True).exists()
@@ -127,6 +129,42 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
                      request={"username": username},
                      response={"identity_id": existing.pk, "is_default": existing.is_default})
     return existing
+
+
+def create_archive_identity(*, provider_id: str, username: str, display_name: str | None = None,
+                            actor: str = "user") -> Identity:
+    """An identity with no access yet, for the archive of a data export (username confirmed by the user).
+
+    It reads like any other (inbox, search, people, agents) and cannot sync or
+    send until it is connected; connecting the same account later gives it
+    its access (same identity, same conversations).
+    """
+    username = clean_username(username)
+    display_name = (display_name or "").strip()[:128] or username
+    with transaction.atomic():
+        provider = _provider_row(provider_id)
+        _lock_provider(provider_id)
+        existing = Identity.objects.filter(provider_id=provider_id, external_username__iexact=username).first()
+        if existing is not None:
+            raise IdentityError(f"{existing.external_username} is already the identity “{existing.display_name}”: "
+                                "import the export from its page.")
+        has_default = Identity.objects.filter(provider_id=provider_id, is_active=True, is_default=True).exists()
+        try:
+            with transaction.atomic():
+                identity = Identity.objects.create(provider=provider, external_username=username,
+                                                   display_name=display_name, is_default=not has_default,
+                                                   is_active=True)
+        except IntegrityError:
+            raise IdentityError(f"{username} is already an identity.") from None
+        audit.record("identity.create_archive", actor=actor, provider_id=provider_id, identity_id=identity.pk,
+                     entity=identity, request={"username": username},
+                     response={"identity_id": identity.pk, "is_default": identity.is_default})
+    return identity
+
+
+def archive_only_message(identity: Identity) -> str:
+    return (f"{identity.display_name} has no access to {identity.provider.display_name} yet (only imported history): "
+            "connect it to sync or send.")
 
 
 def _store_secret(identity: Identity, credential_type: str, secret: str) -> bool:
@@ -396,7 +434,8 @@ def session_for(identity: Identity) -> ProviderSession:
     elif oauth is not None:
         inner = provider.session(_secret_of(oauth))
     else:
-        raise AuthError("This identity has no stored access: reconnect it.")
+        raise AuthError(archive_only_message(identity) if not credentials
+                        else "This identity has no stored access: reconnect it.")
     return IdentitySession(identity, inner)
 
 

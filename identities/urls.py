@@ -21,4 +21,5 @@ urlpatterns = [
     path("identities/connect/feed-token", views.connect_feed, name="connect_feed"),
     path("identities/<int:pk>/feed-token", views.identity_feed_token, name="feed_token"),
     path("identities/<int:pk>/feed-token/remove", views.identity_feed_token_remove, name="feed_token_remove"),
+    path("identities/new/from-export", views.new_from_export, name="new_from_export"),
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from rediska import audit
+from rediska import audit, exports
+from rediska.jobs import enqueue
 from rediska.providers import all_providers, get_provider
 from rediska.providers.errors import ProviderError
 
@@ -18,6 +20,8 @@ from . import oauth, services
 from .forms import (
     ConnectForm,
     DoNotContactForm,
+    ExportConfirmForm,
+    ExportUploadForm,
     FeedTokenForm,
     FeedTokenReplaceForm,
     IdentityForm,
@@ -401,3 +405,76 @@ def do_not_contact_remove(request, pk: int):
     services.remove_do_not_contact(entry.provider_id, entry.external_username)
     messages.success(request, f"{entry.external_username} was removed from the do-not-contact list.")
     return redirect("identities:dnc")
+
+
+# --------------------------------------------------------------------------- from a data export
+# The inbox's job key for an import (inbox.services.export_import.job_key): its panel lists the job.
+IMPORT_TASK, IMPORT_KEY = "ingest.import_export", "inbox:{identity_id}:import:{token}"
+SAMPLE_ROWS = 5000  # enough rows to tell whose export it is, read while the user waits
+
+
+def _export_sample(provider_id: str, token: str):
+    fmt = get_provider(provider_id).export_format()
+    if fmt is None:
+        raise exports.ExportError(f"{get_provider(provider_id).display_name} has no data export to import.")
+    with exports.open_archive(exports.upload_path(token)) as archive:
+        return exports.scan(archive, fmt, limit_rows=SAMPLE_ROWS)
+
+
+@require_http_methods(["GET", "POST"])
+def new_from_export(request):
+    """An archive-only identity from a data export: upload, confirm the username read from it, import."""
+    if request.method == "GET":
+        return render(request, "identities/new_from_export.html", {"form": ExportUploadForm()})
+    if "token" in request.POST:
+        return _confirm_export(request)
+    refused = exports.refused_upload(request)
+    if refused:
+        return render(request, "identities/new_from_export.html", {"form": ExportUploadForm(), "error": refused},
+                      status=413)
+    form = ExportUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "identities/new_from_export.html", {"form": form}, status=400)
+    upload, provider_id = form.cleaned_data["export"], form.cleaned_data["provider_id"]
+    token = None
+    try:
+        token = exports.save_upload(upload)
+        sample = _export_sample(provider_id, token)
+    except exports.ExportError as exc:
+        if token:
+            exports.discard_upload(token)
+        form.add_error("export", exc.user_message)
+        return render(request, "identities/new_from_export.html", {"form": form}, status=400)
+    candidates = sample.candidates()
+    confirm = ExportConfirmForm(initial={"provider_id": provider_id, "token": token, "original_name": upload.name,
+                                         "username": candidates[0] if candidates else "",
+                                         "display_name": form.cleaned_data["display_name"]})
+    return render(request, "identities/new_from_export.html",
+                  {"confirm": confirm, "candidates": candidates, "sample": sample, "file_name": upload.name})
+
+
+def _confirm_export(request):
+    confirm = ExportConfirmForm(request.POST)
+    context = {"confirm": confirm, "candidates": [], "file_name": request.POST.get("original_name", "")[:255]}
+    if not confirm.is_valid():
+        return render(request, "identities/new_from_export.html", context, status=400)
+    data = confirm.cleaned_data
+    try:
+        if not exports.upload_path(data["token"]).exists():
+            raise exports.ExportError("This upload is no longer here: upload the export again.")
+        sample = _export_sample(data["provider_id"], data["token"])
+        context["candidates"] = sample.candidates()
+        if not sample.owns(data["username"]):
+            raise IdentityError(f"This export does not belong to {data['username']}: it belongs to "
+                                f"{(sample.candidates(1) or ['somebody else'])[0]}.")
+        with transaction.atomic():
+            identity = services.create_archive_identity(provider_id=data["provider_id"], username=data["username"],
+                                                        display_name=data["display_name"])
+            enqueue(IMPORT_TASK, identity.pk, data["token"], original_name=data["original_name"] or "export.zip",
+                    dedupe_key=IMPORT_KEY.format(identity_id=identity.pk, token=data["token"]))
+    except (exports.ExportError, IdentityError) as exc:
+        confirm.add_error(None, exc.user_message)
+        return render(request, "identities/new_from_export.html", context, status=400)
+    messages.success(request, f"“{identity.display_name}” was created from the export; its import is under way. "
+                              "Connect it later to sync and send.")
+    return redirect("identities:detail", identity.pk)

@@ -49,3 +49,8 @@ class HiddenForm(forms.Form):
 
 class MessageHiddenForm(HiddenForm):
     message = forms.IntegerField(min_value=1)
+
+
+class ExportUploadForm(forms.Form):
+    export = forms.FileField(label="Data export (.zip)", allow_empty_file=False,
+                             widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}))

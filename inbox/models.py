@@ -330,3 +330,55 @@ class SendAttempt(models.Model):
 
     def __str__(self):
         return f"Send attempt {self.idempotency_key} ({self.status})"
+
+
+class ExportImportStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting"
+    SCANNING = "scanning", "Checking the files"
+    IMPORTING = "importing", "Importing"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused"
+
+
+class ExportImport(models.Model):
+    """One import of a data export into an identity's archive, resumable where it stopped.
+
+    The first pass (`plan_json`) checks every file and learns who is in each
+    chat; the second stores rows in batches, and `cursor_member`/`cursor_row`
+    advance in the same transaction as each batch, so a killed worker's job
+    resumes at the next row: nothing stored twice, nothing missed.
+    """
+
+    Status = ExportImportStatus
+
+    token = models.CharField(max_length=32)
+    identity = models.ForeignKey("identities.Identity", on_delete=models.PROTECT, related_name="export_imports")
+    source_path = models.CharField(max_length=1024)
+    original_name = models.CharField(max_length=255)
+    # An upload kept under DATA_DIR only for this import (deleted when it finishes);
+    # a path given to the command is the user's own and never deleted.
+    owned = models.BooleanField(default=False)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
+    plan_json = models.JSONField(null=True, blank=True)
+    cursor_member = models.IntegerField(default=0)
+    cursor_row = models.IntegerField(default=0)
+    summary_json = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=500, null=True, blank=True)
+    created_at = created_at()
+    updated_at = updated_at()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "inbox_export_imports"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["token"], name="uq_export_import_token"),
+            enum_check("inbox_export_imports", "status", ExportImportStatus.choices),
+        ]
+
+    def __str__(self):
+        return f"Import {self.token} of {self.original_name} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.SCANNING, self.Status.IMPORTING)

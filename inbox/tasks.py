@@ -6,7 +6,7 @@ from identities.models import Identity
 from identities.services import session_for
 from rediska.jobs import TransientJobError, ledger_task
 
-from .services import sending
+from .services import export_import, sending
 from .services.ingest import WalkResult, walk_folder
 from .services.syncing import enqueue_folder_backfills, folders_for, schedule_syncs, sync_identity
 
@@ -24,7 +24,7 @@ def _progress(job):
 
 
 def _identity(identity_id: int) -> Identity | None:
-    return Identity.objects.filter(pk=identity_id, is_active=True).first()
+    return Identity.objects.filter(pk=identity_id, is_active=True, credentials__isnull=False).distinct().first()
 
 
 @ledger_task("ingest.sync_delta", queue="ingest", max_attempts=10)
@@ -34,7 +34,7 @@ def sync_delta(job, identity_id: int | None = None) -> dict:
         return {"enqueued": [j.pk for j in schedule_syncs()]}
     identity = _identity(identity_id)
     if identity is None:
-        return {"skipped": "the identity is deactivated or gone"}
+        return {"skipped": "the identity is deactivated, gone or has no access (archive-only)"}
     return sync_identity(identity, session_for(identity), owner=f"job:{job.pk}", on_page=_progress(job)).as_dict()
 
 
@@ -43,7 +43,7 @@ def backfill_conversations(job, identity_id: int) -> dict:
     """Archive every conversation of the identity: one backfill job per folder."""
     identity = _identity(identity_id)
     if identity is None:
-        return {"skipped": "the identity is deactivated or gone"}
+        return {"skipped": "the identity is deactivated, gone or has no access (archive-only)"}
     return {"jobs": [j.pk for j in enqueue_folder_backfills(identity, job)]}
 
 
@@ -52,7 +52,7 @@ def backfill_messages(job, identity_id: int, folder: str) -> dict:
     """Walk one folder to its end, resuming where an interrupted run stopped."""
     identity = _identity(identity_id)
     if identity is None:
-        return {"skipped": "the identity is deactivated or gone"}
+        return {"skipped": "the identity is deactivated, gone or has no access (archive-only)"}
     if folder not in folders_for(identity):
         return {"skipped": f"this identity's connection cannot sync the {folder} folder"}
     result = walk_folder(identity, session_for(identity), folder, full=True, owner=f"job:{job.pk}",
@@ -75,3 +75,13 @@ def send_manual(job, identity_id: int, body: str, idempotency_key: str, conversa
     message = sending.send_manual(identity=identity, body=body, idempotency_key=idempotency_key,
                                   conversation=conversation, to_username=to_username, subject=subject)
     return {"message_id": message.pk}
+
+
+@ledger_task("ingest.import_export", queue="ingest", max_attempts=5)
+def import_export(job, identity_id: int, token: str, original_name: str = "") -> dict:
+    """Import an uploaded data export, from where an interrupted run stopped; the summary is the result."""
+    identity = Identity.objects.filter(pk=identity_id).first()
+    if identity is None:
+        return {"skipped": "the identity is gone"}
+    record = export_import.import_of(identity, token, original_name)
+    return export_import.run_import(record, on_progress=lambda fields: job.set_progress(**fields))

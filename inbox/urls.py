@@ -16,4 +16,5 @@ urlpatterns = [
     # Sending on the provider's own page ("Open on ... to send", then "I sent it")
     path("c/<int:pk>/compose", views.compose_on_site, name="compose_on_site"),
     path("c/<int:pk>/sent-by-hand", views.sent_by_hand, name="sent_by_hand"),
+    path("identity/<int:identity_id>/export/", views.identity_export, name="identity_export"),
 ]

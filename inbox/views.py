@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from identities.models import Identity
 from identities.onboarding import identity_required
-from identities.services import capabilities_for, is_do_not_contact
+from identities.services import archive_only_message, capabilities_for, is_do_not_contact
+from rediska.exports import ExportError, discard_upload, refused_upload, save_upload
 
 from . import tasks
 from .errors import InboxError, SendError
-from .forms import ConversationFilterForm, HiddenForm, MessageHiddenForm, ReplyForm
+from .forms import ConversationFilterForm, ExportUploadForm, HiddenForm, MessageHiddenForm, ReplyForm
 from .models import Conversation, Message
 from .services import conversations as conversation_services
-from .services import sending, syncing
+from .services import export_import, sending, syncing
 from .services.ingest import PLACEHOLDERS
 
 PAGE_SIZE = 50
 # What a refused or failed send answers: our own rules are a conflict, the provider's trouble a bad gateway.
-SEND_STATUS = {"dnc": 409, "stale": 409, "in_progress": 409, "already_sent": 409, "invalid": 400,
+SEND_STATUS = {"dnc": 409, "stale": 409, "in_progress": 409, "already_sent": 409, "archive_only": 409, "invalid": 400,
                "rate_limited": 429, "unreachable": 502, "auth": 502, "recipient_refused": 502,
                "not_found": 502, "refused": 502}
 
@@ -60,6 +62,8 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
     by_site = not sending.sends_through_provider(conversation.identity)
     if (conversation.identity.needs_reconnect and not by_site) or not conversation.identity.is_active:
         blocked = f"{conversation.identity.display_name} must be reconnected before it can send."
+    elif conversation.identity.is_archive_only:
+        blocked = archive_only_message(conversation.identity)
     elif counterpart.external_username in PLACEHOLDERS:
         blocked = "Nobody can receive a reply here: the account is gone or this is an automated notice."
     elif is_do_not_contact(conversation.provider_id, counterpart.external_username):
@@ -234,3 +238,43 @@ def identity_sync(request, identity_id: int):
 @require_POST
 def identity_backfill(request, identity_id: int):
     return _start(request, identity_id, syncing.request_backfill, "Backfill started: every message is fetched again.")
+
+
+# --- the identity page's data export panel ----------------------------------------------
+
+
+def _export_panel(request, identity: Identity, form: ExportUploadForm | None = None, *, error: str | None = None,
+                  status: int = 200):
+    imports = export_import.imports_of(identity)
+    context = {"identity": identity, "imports": imports, "form": form or ExportUploadForm(), "error": error,
+               "live": any(i.is_active for i in imports), "max_upload": settings.EXPORT_MAX_UPLOAD_BYTES}
+    template = "inbox/_identity_export_panel.html" if request.htmx else "inbox/identity_export.html"
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def identity_export(request, identity_id: int):
+    """The import panel (GET) and the upload of a data export (POST), which queues its import."""
+    identity = get_object_or_404(Identity.objects.select_related("provider"), pk=identity_id)
+    if request.method == "GET":
+        return _export_panel(request, identity)
+    refused = refused_upload(request)
+    if refused:
+        return _export_panel(request, identity, error=refused, status=413)
+    form = ExportUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _export_panel(request, identity, form, status=400)
+    upload = form.cleaned_data["export"]
+    try:
+        token = save_upload(upload)
+    except ExportError as exc:
+        form.add_error("export", exc.user_message)
+        return _export_panel(request, identity, form, status=400)
+    try:
+        export_import.request_import(identity, token, upload.name)
+    except InboxError as exc:
+        discard_upload(token)
+        form.add_error(None, exc.user_message)
+        return _export_panel(request, identity, form, status=409)
+    flash.success(request, f"{upload.name} is being imported: progress shows below.")
+    return redirect("identities:detail", identity.pk)

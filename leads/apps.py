@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class LeadsConfig(AppConfig):
     name = "leads"
     verbose_name = "Leads"
+
+    def ready(self):
+        # An export's own posts and comments are profile items (inbox imports them, leads keeps them).
+        from inbox.services.export_import import register_item_store
+
+        from .exports import store_own_items
+
+        register_item_store(store_own_items)

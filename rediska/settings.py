@@ -246,6 +246,14 @@ BACKUP_TARGET = env.str("BACKUP_TARGET", default="local")
 # A cap on the bytes one backup may write (a quota; 0 = only the disk's own limit).
 BACKUP_MAX_BYTES = _int("BACKUP_MAX_BYTES", 0, allow_zero=True)
 
+# Data export import (issue 12): uploads wait under DATA_DIR until their import
+# finishes; the caps refuse ZIP bombs and files no export is.
+EXPORT_UPLOADS_PATH = _path("EXPORT_UPLOADS_PATH", DATA_DIR / "exports")
+EXPORT_MAX_UPLOAD_BYTES = _int("EXPORT_MAX_UPLOAD_BYTES", 4 * 2**30)
+EXPORT_MAX_UNCOMPRESSED_BYTES = _int("EXPORT_MAX_UNCOMPRESSED_BYTES", 20 * 2**30)
+EXPORT_MAX_MEMBERS = _int("EXPORT_MAX_MEMBERS", 1000)
+EXPORT_MAX_RATIO = _int("EXPORT_MAX_RATIO", 100)
+
 # --- Search, LLM -------------------------------------------------------------
 ELASTIC_URL = env.str("ELASTIC_URL", default="")
 ELASTIC_INDEX = env.str("ELASTIC_INDEX", default="rediska-content")

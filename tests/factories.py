@@ -124,3 +124,23 @@ class JobFactory(DjangoModelFactory):
     queue_name = "ingest"
     job_type = "ingest.sync_delta"
     payload_json = factory.LazyFunction(lambda: {"args": [], "kwargs": {}})
+
+
+class ProviderCredentialFactory(DjangoModelFactory):
+    """A stored refresh token (encrypted as the app stores it): the identity is connected, not archive-only."""
+
+    class Meta:
+        model = "identities.ProviderCredential"
+
+    identity = factory.SubFactory(IdentityFactory)
+    provider = factory.LazyAttribute(lambda o: o.identity.provider)
+    credential_type = "oauth_refresh_token"
+    secret_encrypted = "-"
+
+    @factory.post_generation
+    def token(obj, create, value, **kwargs):
+        from rediska import crypto
+
+        obj.secret_encrypted = crypto.encrypt(value or "factory-refresh-token", context=obj.context)
+        if create:
+            obj.save(update_fields=["secret_encrypted"])

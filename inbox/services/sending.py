@@ -27,7 +27,7 @@ from django.utils import timezone
 
 import search
 from identities.models import Identity
-from identities.services import DoNotContactError, capabilities_for, check_can_contact, session_for
+from identities.services import DoNotContactError, archive_only_message, capabilities_for, check_can_contact, session_for
 from rediska.providers import get_provider
 from rediska import audit
 from rediska.providers.base import SentMessage
@@ -154,6 +154,8 @@ def send_manual(
         raise SendError(f"The message is too long (at most {MAX_BODY:,} characters).")
     if not identity.is_active:
         raise SendError("This identity is deactivated: reconnect it to send.", code="auth")
+    if identity.is_archive_only:
+        raise SendError(archive_only_message(identity), code="archive_only")
     to, subject, reply_to = _recipient(identity, conversation, to_username, subject)
     request = {"idempotency_key": key, "conversation_id": conversation.pk if conversation else None, "to": to,
                "subject": subject or None, "body": body}

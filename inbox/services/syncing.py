@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from identities.models import Identity
-from identities.services import capabilities_for
+from identities.services import archive_only_message, capabilities_for
 from rediska import audit
 from rediska.jobs import enqueue
 from rediska.models import Job
@@ -42,6 +42,8 @@ def active_jobs(identity: Identity, kind: str = "") -> list[Job]:
 def _syncable(identity: Identity) -> None:
     if not identity.is_active:
         raise InboxError(f"{identity.display_name} is deactivated: reconnect it to sync.", code="inactive")
+    if identity.is_archive_only:
+        raise InboxError(archive_only_message(identity), code="archive_only")
     if identity.needs_reconnect:
         raise InboxError(f"{identity.display_name} must be reconnected before it can sync.", code="inactive")
     capabilities = capabilities_for(identity)

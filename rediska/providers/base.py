@@ -302,6 +302,61 @@ class Provider(abc.ABC):
         """The provider's own compose page prefilled with this message (the user presses Send there)."""
         return None
 
+    def export_format(self) -> ExportFormat | None:
+        """The layout of the data export this provider hands users (None: it has none)."""
+        return None
+
     def is_media_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")
         return any(host == h or host.endswith("." + h) for h in self.media_hosts)
+
+
+# --- data exports ---------------------------------------------------------------------
+# The archive a provider hands a user on request (a ZIP of CSV tables).  The
+# provider says which file is which table and maps rows; reading the ZIP
+# safely and storing the rows is the core's and the apps' job.
+
+ExportTable = Literal["messages", "chats", "posts", "comments"]
+
+
+class ExportRowError(ValueError):
+    """One row of an export that cannot be used; the message is the reason, in plain words."""
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """One line of a chat, as an export lists it (chats have no API)."""
+
+    external_id: str
+    channel_id: str  # the chat it belongs to, in the form stored as a conversation id
+    author: str | None
+    sent_at: datetime
+    body: str | None
+    direct: bool | None  # one-to-one chat; None when the export does not say
+    kind: str  # the export's own word for the type of chat, for summaries
+    channel_name: str | None = None
+
+
+class ExportFormat(abc.ABC):
+    """How one provider's data export is laid out: CSV tables read by header name."""
+
+    @abc.abstractmethod
+    def table_of(self, member_name: str) -> ExportTable | None:
+        """Which table a file of the export holds (None: not one Rediska reads)."""
+
+    @abc.abstractmethod
+    def required_columns(self, table: ExportTable) -> frozenset[str]: ...
+
+    @abc.abstractmethod
+    def names_in(self, table: ExportTable, row: dict) -> tuple[str, ...]:
+        """The usernames a row names (to tell whose export it is)."""
+
+    @abc.abstractmethod
+    def message(self, row: dict) -> RemoteMessage:
+        """A row of a messages table (ExportRowError when unusable)."""
+
+    @abc.abstractmethod
+    def chat_line(self, row: dict) -> ChatLine: ...
+
+    @abc.abstractmethod
+    def profile_item(self, table: ExportTable, row: dict) -> RemoteProfileItem: ...

@@ -121,7 +121,7 @@ def test_sessions_are_oauth_first_then_the_feed_token(fake_feeds, fake_reddit, t
     services.connect_identity(provider_id="reddit", refresh_token=fake_reddit.issue_refresh_token("alice"),
                               account=RemoteAccount(username="alice"), identity=identity)
     assert not isinstance(session_for(identity)._inner, FeedSession)
-    with pytest.raises(AuthError, match="no stored access"):
+    with pytest.raises(AuthError, match="has no access to Reddit yet"):
         session_for(IdentityFactory())
 
 

@@ -229,9 +229,11 @@ def test_a_wrong_credentials_key_is_a_clear_auth_error(fake_reddit, settings):
     assert identity.is_active and identity.credentials.count() == 1
 
 
-def test_an_identity_without_credentials_must_reconnect(fake_reddit):
-    with pytest.raises(AuthError, match="reconnect"):
-        services.session_for(IdentityFactory())
+def test_an_identity_without_credentials_is_archive_only_and_must_be_connected(fake_reddit):
+    identity = IdentityFactory()
+    assert identity.is_archive_only
+    with pytest.raises(AuthError, match="only imported history\\): connect it to sync or send"):
+        services.session_for(identity)
 
 
 def test_a_deactivated_identity_has_no_session(fake_reddit):

@@ -8,7 +8,7 @@ from inbox.models import Conversation, ExternalAccount, Message, SendAttempt
 from inbox.services import send_manual, sending
 from inbox.services.ingest import walk_folder
 from rediska.models import AuditLog
-from tests.factories import ConversationFactory, IdentityFactory
+from tests.factories import ConversationFactory, IdentityFactory, ProviderCredentialFactory
 
 
 def archive(identity):
@@ -128,7 +128,7 @@ def test_bad_input_is_refused_without_sending(fake_reddit, alice, conversation, 
 
 
 def test_a_conversation_keeps_its_identity(fake_reddit, alice, conversation):
-    other = IdentityFactory(provider=alice.provider)
+    other = ProviderCredentialFactory(identity=IdentityFactory(provider=alice.provider)).identity
     with pytest.raises(SendError, match="another identity"):
         send_manual(identity=other, body="hi", idempotency_key="k-10", conversation=conversation)
     assert posts(fake_reddit) == []
@@ -216,3 +216,11 @@ def test_a_conversation_with_nothing_remote_to_reply_to_is_refused(fake_reddit, 
     with pytest.raises(SendError, match="nothing to reply to"):
         send_manual(identity=alice, body="hi there", idempotency_key="k-19", conversation=conversation)
     assert posts(fake_reddit) == []
+
+
+def test_an_archive_only_identity_cannot_send_and_says_why(fake_reddit, db):
+    identity = IdentityFactory(external_username="imported", display_name="Imported")
+    conversation = ConversationFactory(identity=identity, provider=identity.provider)
+    with pytest.raises(SendError, match="Imported has no access to Reddit yet .*connect it to sync or send"):
+        send_manual(identity=identity, body="hi", idempotency_key="k-archive", conversation=conversation)
+    assert posts(fake_reddit) == [] and not SendAttempt.objects.exists()

@@ -3,7 +3,7 @@
 import pytest
 
 from inbox.errors import InboxError
-from inbox.services.syncing import active_jobs, cursors, request_backfill, request_sync
+from inbox.services.syncing import active_jobs, cursors, request_backfill, request_sync, schedule_syncs
 from rediska.models import AuditLog, Job
 from tests.factories import IdentityFactory, ProviderCredentialFactory
 
@@ -41,7 +41,7 @@ def test_a_deactivated_identity_cannot_sync(db):
 
 
 def test_active_jobs_are_those_of_the_identity(db, identity):
-    other = ProviderCredentialFactory(identity__provider=identity.provider).identity
+    other = ProviderCredentialFactory(identity=IdentityFactory(provider=identity.provider)).identity
     mine = request_backfill(identity)
     request_backfill(other)
     assert [j.pk for j in active_jobs(identity)] == [mine.pk]
@@ -51,17 +51,14 @@ def test_every_folder_has_a_cursor_to_show(db, identity):
     assert [(c.folder, c.pk, c.synced_until) for c in cursors(identity)] == [("inbox", None, None), ("sent", None, None)]
 
 
-def test_an_identity_without_a_connection_cannot_sync_and_is_told_why(db):
-    archive_only = IdentityFactory()
-    with pytest.raises(InboxError, match="no connection"):
-        request_sync(archive_only)
-    with pytest.raises(InboxError, match="no connection"):
-        request_backfill(archive_only)
+def test_an_archive_only_identity_cannot_sync_or_backfill_and_says_why(db):
+    identity = IdentityFactory(display_name="Imported")
+    for start in (request_sync, request_backfill):
+        with pytest.raises(InboxError, match="Imported has no access to Reddit yet .*connect it to sync or send"):
+            start(identity)
     assert not Job.objects.exists()
 
 
-def test_the_beat_skips_identities_that_cannot_sync(db, identity):
-    from inbox.services.syncing import schedule_syncs
-
+def test_the_beat_schedules_no_sync_for_archive_only_identities(db, identity):
     IdentityFactory(provider=identity.provider)
     assert [j.payload_json["args"] for j in schedule_syncs()] == [[identity.pk]]

@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from ..base import (
     Capabilities,
     ListingStatus,
+    ExportFormat,
     MessageFolder,
     MessagePage,
     PostPage,
@@ -46,6 +47,7 @@ from ..errors import (
 from . import client, feeds, mappers
 from .names import SORTS, community as _community, username as _username
 from .config import SCOPES, load, load_for_app
+from .export import RedditExport
 
 # Per folder, the listings to read in order of preference: (name, path, label).
 FOLDERS = {
@@ -244,6 +246,9 @@ class RedditProvider(Provider):
         if not refresh_token:
             raise AuthError("This identity has no stored access: reconnect it.")
         return RedditSession(load_for_app(), refresh_token)
+
+    def export_format(self) -> ExportFormat:
+        return RedditExport()
 
 
     # --- the personal feed token, and Reddit's own compose page ---------------------------
