@@ -13,4 +13,10 @@ urlpatterns = [
     path("identity/<int:identity_id>/sync/", views.identity_sync_panel, name="identity_sync_panel"),
     path("identity/<int:identity_id>/sync/now", views.identity_sync, name="identity_sync"),
     path("identity/<int:identity_id>/sync/backfill", views.identity_backfill, name="identity_backfill"),
+    # Conversation state (issue 15).
+    path("c/<int:pk>/read", views.conversation_read, name="conversation_read"),
+    path("c/<int:pk>/snooze", views.conversation_snooze, name="conversation_snooze"),
+    path("c/<int:pk>/unsnooze", views.conversation_unsnooze, name="conversation_unsnooze"),
+    path("c/<int:pk>/follow-up", views.conversation_follow_up, name="conversation_follow_up"),
+    path("c/<int:pk>/follow-up/clear", views.conversation_follow_up_clear, name="conversation_follow_up_clear"),
 ]

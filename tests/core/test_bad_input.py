@@ -47,6 +47,9 @@ OBJECT_OF = {
     "identities:dnc_remove": "dnc",
     "inbox:conversation": "conversation", "inbox:reply": "conversation",
     "inbox:conversation_hidden": "conversation", "inbox:messages_hidden": "conversation",
+    "inbox:conversation_read": "conversation", "inbox:conversation_snooze": "conversation",
+    "inbox:conversation_unsnooze": "conversation", "inbox:conversation_follow_up": "conversation",
+    "inbox:conversation_follow_up_clear": "conversation",
     "leads:lead_detail": "lead", "leads:lead_status": "lead", "leads:lead_refresh": "lead",
     "leads:person": "account", "leads:person_fetch": "account", "leads:person_dnc": "account",
     "leads:image": "attachment",
@@ -66,6 +69,7 @@ KEYS = (
     "error", "next", "message", "kind", "backup", "body", "subject", "action", "reason", "idempotency_key",
     "display_name", "system_prompt", "tone", "style", "username", "password", "query", "interval_minutes",
     "limit", "enabled", "provider_id", "is_active", "is_default",
+    "days", "until_reply", "unread", "confirm", "auto_score",
 )
 LONG = "x" * 10_000
 HUGE = str(10**30)

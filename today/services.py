@@ -1,0 +1,110 @@
+"""What needs the user today, gathered from every app in a fixed number of queries.
+
+Each section is a count plus its first rows (`Section`), so the page costs the
+same whether there are ten conversations or ten thousand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import F, QuerySet
+from django.db.models.functions import Substr
+from django.utils import timezone
+
+from agents.models import Draft
+from identities.models import Identity
+from inbox.models import Conversation
+from inbox.services import state
+from leads.models import LeadPost
+from leads.services import new_since_visit_q
+from rediska.backups.services import MAINTENANCE_TASKS, unacknowledged_failures
+from rediska.models import Job
+
+SHOWN = 10
+FAILED_JOBS_SINCE = timedelta(days=7)
+SNIPPET = 120
+
+
+@dataclass
+class Section:
+    rows: list = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def more(self) -> int:
+        return max(0, self.total - len(self.rows))
+
+
+def _section(queryset: QuerySet, limit: int = SHOWN) -> Section:
+    rows = list(queryset[:limit])
+    # The count is only asked for when the first rows do not already tell it.
+    total = len(rows) if len(rows) < limit else queryset.order_by().count()
+    return Section(rows, total)
+
+
+def _conversations() -> QuerySet:
+    return (Conversation.objects.filter(deleted_at__isnull=True)
+            .select_related("identity", "counterpart_account")
+            .only("id", "subject", "last_activity_at", "follow_up_at", "identity__display_name",
+                  "counterpart_account__external_username", "last_message_id")
+            .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET)))
+
+
+def waiting_replies(now: datetime) -> Section:
+    """Their message is the newest and nobody answered: oldest first (they have waited longest)."""
+    return _section(_conversations().filter(state.needs_reply_q()).exclude(state.snoozed_q(now))
+                    .order_by("last_activity_at", "id"))
+
+
+def follow_ups_due(now: datetime) -> Section:
+    return _section(_conversations().filter(state.follow_up_due_q(now)).order_by("follow_up_at", "id"))
+
+
+def new_leads() -> Section:
+    """Leads the watches found since the user last opened the leads list: best scores first."""
+    leads = (LeadPost.objects.filter(new_since_visit_q(), status=LeadPost.Status.NEW, deleted_at__isnull=True)
+             .select_related("author_account")
+             .only("id", "title", "external_post_id", "source_location", "score", "score_reasons_json",
+                   "post_created_at", "author_account__external_username")
+             .order_by(F("score").desc(nulls_last=True), "-post_created_at", "-id"))
+    return _section(leads)
+
+
+def unsent_drafts() -> Section:
+    drafts = (Draft.objects.filter(status=Draft.Status.DRAFT).select_related("account", "identity", "lead_post")
+              .only("id", "kind", "created_at", "subject", "account__external_username", "identity__display_name",
+                    "lead_post__title").order_by("-created_at", "-id"))
+    return _section(drafts)
+
+
+def identities_to_reconnect() -> Section:
+    return _section(Identity.objects.filter(is_active=True, needs_reconnect_at__isnull=False)
+                    .order_by("needs_reconnect_at", "id"))
+
+
+def failed_jobs(now: datetime) -> Section:
+    """Failures of the last week, backups apart (they have their own section and alert)."""
+    jobs = (Job.objects.filter(status=Job.Status.FAILED, updated_at__gte=now - FAILED_JOBS_SINCE)
+            .exclude(job_type__in=MAINTENANCE_TASKS).only("id", "job_type", "last_error", "finished_at")
+            .order_by("-updated_at", "-id"))
+    return _section(jobs)
+
+
+def failed_backups() -> Section:
+    failures = unacknowledged_failures(limit=SHOWN + 1)
+    return Section(failures[:SHOWN], len(failures))
+
+
+def today(now: datetime | None = None) -> dict[str, Section]:
+    now = now or timezone.now()
+    return {
+        "replies": waiting_replies(now),
+        "follow_ups": follow_ups_due(now),
+        "leads": new_leads(),
+        "drafts": unsent_drafts(),
+        "reconnect": identities_to_reconnect(),
+        "jobs": failed_jobs(now),
+        "backups": failed_backups(),
+    }
