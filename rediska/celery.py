@@ -24,8 +24,6 @@ def _schedule(sender, **kwargs):
         # Picks up documents whose vectors are still missing (e.g. the embeddings
         # server was down longer than a job's retries).
         "embed-pending": {"task": "embed.generate", "schedule": 600.0},
-        # Notifications left pending (a digest window, a send that failed): sent when due.
-        "notify-pending": {"task": "notify.send", "schedule": 300.0},
         "nightly-backup": {
             "task": "maintenance.mysql_dump_local",
             "schedule": crontab(hour=settings.BACKUP_HOUR_UTC, minute=0),
@@ -35,3 +33,6 @@ def _schedule(sender, **kwargs):
             "schedule": crontab(hour=(settings.BACKUP_HOUR_UTC + 1) % 24, minute=0, day_of_week="sun"),
         },
     }
+    if settings.NOTIFY_URLS:
+        # Notifications left pending (a digest window, a send that failed): sent when due.
+        sender.conf.beat_schedule["notify-pending"] = {"task": "notify.send", "schedule": 300.0}

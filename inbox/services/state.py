@@ -72,11 +72,6 @@ def with_state(conversations: QuerySet, now: datetime | None = None) -> QuerySet
     )
 
 
-def state_of(conversation: Conversation, now: datetime | None = None) -> Conversation:
-    """The conversation again with its state annotations (for the conversation page)."""
-    return with_state(Conversation.objects.filter(pk=conversation.pk), now).get()
-
-
 def unread_count() -> int:
     """Unread conversations the list shows (hidden ones do not count)."""
     return Conversation.objects.filter(unread_q(), deleted_at__isnull=True).count()
