@@ -37,16 +37,19 @@ class Section:
         return max(0, self.total - len(self.rows))
 
 
-def _section(queryset: QuerySet, limit: int = SHOWN) -> Section:
-    rows = list(queryset[:limit])
-    # The count is only asked for when the first rows do not already tell it.
+def _section(queryset: QuerySet, shown=None, limit: int = SHOWN) -> Section:
+    """The first rows (through `shown`, which adds what the page displays) and the total.
+
+    The total is counted on the bare filter, without the joins the rows need,
+    and only when the first rows do not already tell it.
+    """
+    rows = list((shown(queryset) if shown else queryset)[:limit])
     total = len(rows) if len(rows) < limit else queryset.order_by().count()
     return Section(rows, total)
 
 
-def _conversations() -> QuerySet:
-    return (Conversation.objects.filter(deleted_at__isnull=True)
-            .select_related("identity", "counterpart_account")
+def _conversation_details(conversations: QuerySet) -> QuerySet:
+    return (conversations.select_related("identity", "counterpart_account")
             .only("id", "subject", "last_activity_at", "follow_up_at", "identity__display_name",
                   "counterpart_account__external_username", "last_message_id")
             .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET)))
@@ -54,22 +57,26 @@ def _conversations() -> QuerySet:
 
 def waiting_replies(now: datetime) -> Section:
     """Their message is the newest and nobody answered: oldest first (they have waited longest)."""
-    return _section(_conversations().filter(state.needs_reply_q()).exclude(state.snoozed_q(now))
-                    .order_by("last_activity_at", "id"))
+    return _section(Conversation.objects.filter(state.needs_reply_q(), deleted_at__isnull=True)
+                    .exclude(state.snoozed_q(now)).order_by("last_activity_at", "id"), _conversation_details)
 
 
 def follow_ups_due(now: datetime) -> Section:
-    return _section(_conversations().filter(state.follow_up_due_q(now)).order_by("follow_up_at", "id"))
+    return _section(Conversation.objects.filter(state.follow_up_due_q(now), deleted_at__isnull=True)
+                    .order_by("follow_up_at", "id"), _conversation_details)
+
+
+def _lead_details(leads: QuerySet) -> QuerySet:
+    return leads.select_related("author_account").only(
+        "id", "title", "external_post_id", "source_location", "score", "score_reasons_json", "post_created_at",
+        "author_account__external_username")
 
 
 def new_leads() -> Section:
     """Leads the watches found since the user last opened the leads list: best scores first."""
     leads = (LeadPost.objects.filter(new_since_visit_q(), status=LeadPost.Status.NEW, deleted_at__isnull=True)
-             .select_related("author_account")
-             .only("id", "title", "external_post_id", "source_location", "score", "score_reasons_json",
-                   "post_created_at", "author_account__external_username")
              .order_by(F("score").desc(nulls_last=True), "-post_created_at", "-id"))
-    return _section(leads)
+    return _section(leads, _lead_details)
 
 
 def unsent_drafts() -> Section:
