@@ -19,7 +19,7 @@ class ConversationFilterForm(forms.Form):
     hidden = forms.BooleanField(required=False, label="Show hidden")
     # Conversation state (issue 15): the default list leaves snoozed conversations out.
     state = forms.ChoiceField(choices=[("", "Not snoozed"), ("unread", "Unread"), ("snoozed", "Snoozed"),
-                                       ("follow_up", "Follow-up set")], required=False, label="Show")
+                                       ("follow_up", "Follow-up set")], required=False, label="State")
 
     def clean(self):
         data = super().clean()
