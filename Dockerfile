@@ -14,6 +14,7 @@ COPY inbox ./inbox
 COPY leads ./leads
 COPY agents ./agents
 COPY search ./search
+COPY today ./today
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[mysql]" "setuptools>=69" wheel
 
 # --- runtime -------------------------------------------------------------------

@@ -12,6 +12,7 @@ import uuid
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
+from django.urls import reverse
 from django.utils import timezone
 
 import search
@@ -19,7 +20,7 @@ from identities.models import Identity
 from identities.services import DoNotContactError, check_can_contact
 from inbox.models import Conversation, ExternalAccount, Message
 from leads.models import LeadPost, ProfileItem
-from rediska import audit
+from rediska import audit, notify
 from rediska.jobs import enqueue
 from rediska.llm import LLMCallRecord, LLMError, inference_client, inference_configured
 from rediska.logging import job_id_var
@@ -282,8 +283,20 @@ def score_lead(lead: LeadPost, *, job_id: int | None = None) -> LeadPost:
             "agent.lead_scoring", actor="agent", entity=lead, provider_id=lead.provider_id,
             response={"score": result.data["score"], "call_ids": result.call_ids},
         )
+        _tell_good_lead(lead, result.data["score"], result.data["reasons"])
     lead.score, lead.score_reasons_json, lead.scored_at = result.data["score"], reasons, now
     return lead
+
+
+def _tell_good_lead(lead: LeadPost, score: int, reasons: list[str]) -> None:
+    """A lead at or above NOTIFY_LEAD_MIN_SCORE is told once (a rescore does not repeat it)."""
+    if score < settings.NOTIFY_LEAD_MIN_SCORE:
+        return
+    notify.record(notify.Event(
+        kind=notify.Kind.LEAD, title=f"Lead scored {score}: {notify.excerpt(lead.title or lead.source_location, 80)}",
+        body=notify.excerpt(reasons[0] if reasons else ""), key=f"lead:{lead.pk}",
+        url=reverse("leads:lead_detail", args=[lead.pk]),
+    ))
 
 
 # --- drafts ----------------------------------------------------------------------

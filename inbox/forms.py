@@ -17,6 +17,9 @@ class ConversationFilterForm(forms.Form):
     since = forms.DateField(required=False, label="Active since", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="Active until", widget=forms.DateInput(attrs={"type": "date"}))
     hidden = forms.BooleanField(required=False, label="Show hidden")
+    # Conversation state (issue 15): the default list leaves snoozed conversations out.
+    state = forms.ChoiceField(choices=[("", "Not snoozed"), ("unread", "Unread"), ("snoozed", "Snoozed"),
+                                       ("follow_up", "Follow-up set")], required=False, label="State")
 
     def clean(self):
         data = super().clean()
@@ -54,3 +57,32 @@ class MessageHiddenForm(HiddenForm):
 class ExportUploadForm(forms.Form):
     export = forms.FileField(label="Data export (.zip)", allow_empty_file=False,
                              widget=forms.ClearableFileInput(attrs={"accept": ".zip,application/zip"}))
+# --- conversation state (read/unread, snooze, follow-up) ------------------------------
+
+
+class ReadForm(forms.Form):
+    unread = forms.TypedChoiceField(choices=[("1", "Mark unread"), ("0", "Mark read")], coerce=lambda v: v == "1")
+
+
+class SnoozeForm(forms.Form):
+    """Snooze for a number of days, until a date and time, or until they reply (exactly one)."""
+
+    days = forms.IntegerField(required=False, min_value=1, max_value=366)
+    until = forms.DateTimeField(
+        required=False, label="Until", input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until_reply = forms.BooleanField(required=False, label="Until they reply")
+
+    def clean(self):
+        data = super().clean()
+        chosen = [name for name in ("days", "until", "until_reply") if data.get(name)]
+        if not self.errors and len(chosen) != 1:
+            raise forms.ValidationError("Choose one: a number of days, a date, or until they reply.")
+        return data
+
+
+class FollowUpForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=90, label="Remind me in (days)",
+                              error_messages={"min_value": "Choose between 1 and 90 days.",
+                                              "max_value": "Choose between 1 and 90 days."})

@@ -125,6 +125,23 @@ class Conversation(models.Model):
         "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
     )
     last_direction = models.CharField(max_length=6, choices=MessageDirection.choices, null=True, blank=True)
+    # Conversation state (issue 15).  Each mark remembers the newest message
+    # when it was set: a later incoming message (a higher id than that) means
+    # they wrote since, which makes the conversation unread, ends a snooze and
+    # settles a follow-up, without ingest having to touch these columns.
+    read_message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
+    )
+    marked_unread = models.BooleanField(default=False, db_default=False)
+    snoozed_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)  # null while snoozed: until they reply
+    snooze_message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
+    )
+    follow_up_at = models.DateTimeField(null=True, blank=True)
+    follow_up_message = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, db_index=False, related_name="+"
+    )
 
     class Meta:
         db_table = "conversations"
@@ -137,6 +154,7 @@ class Conversation(models.Model):
             models.Index(fields=["identity"], name="idx_conv_identity"),
             models.Index(fields=["last_activity_at"], name="idx_conv_last_activity"),
             models.Index(fields=["last_direction", "last_activity_at"], name="idx_conv_direction_activity"),
+            models.Index(fields=["follow_up_at"], name="idx_conv_follow_up"),
         ]
 
     def __str__(self):

@@ -17,4 +17,10 @@ urlpatterns = [
     path("c/<int:pk>/compose", views.compose_on_site, name="compose_on_site"),
     path("c/<int:pk>/sent-by-hand", views.sent_by_hand, name="sent_by_hand"),
     path("identity/<int:identity_id>/export/", views.identity_export, name="identity_export"),
+    # Conversation state (issue 15).
+    path("c/<int:pk>/read", views.conversation_read, name="conversation_read"),
+    path("c/<int:pk>/snooze", views.conversation_snooze, name="conversation_snooze"),
+    path("c/<int:pk>/unsnooze", views.conversation_unsnooze, name="conversation_unsnooze"),
+    path("c/<int:pk>/follow-up", views.conversation_follow_up, name="conversation_follow_up"),
+    path("c/<int:pk>/follow-up/clear", views.conversation_follow_up_clear, name="conversation_follow_up_clear"),
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib import messages as flash
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from identities.models import Identity
@@ -15,10 +19,12 @@ from rediska.exports import ExportError, discard_upload, refused_upload, save_up
 
 from . import tasks
 from .errors import InboxError, SendError
-from .forms import ConversationFilterForm, ExportUploadForm, HiddenForm, MessageHiddenForm, ReplyForm
+from .forms import (ConversationFilterForm, ExportUploadForm, FollowUpForm, HiddenForm, MessageHiddenForm,
+                    ReadForm, ReplyForm, SnoozeForm)
 from .models import Conversation, Message
 from .services import conversations as conversation_services
 from .services import export_import, sending, syncing
+from .services import state as state_services
 from .services.ingest import PLACEHOLDERS
 
 PAGE_SIZE = 50
@@ -48,13 +54,15 @@ def conversation_list(request):
 
 def _conversation(pk: int) -> Conversation:
     return get_object_or_404(
-        Conversation.objects.select_related("identity__provider", "counterpart_account", "last_message")
-        .prefetch_related("identity__credentials"), pk=pk
+        state_services.with_state(Conversation.objects.select_related("identity__provider", "counterpart_account",
+                                                                      "last_message")
+                                  .prefetch_related("identity__credentials")), pk=pk
     )
 
 
 def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, error: str | None = None,
-                       status: int = 200, site_send: dict | None = None):
+                       status: int = 200, site_send: dict | None = None, snooze_form: SnoozeForm | None = None,
+                       follow_up_form: FollowUpForm | None = None):
     counterpart = conversation.counterpart_account
     all_messages = list(conversation_services.conversation_page_messages(conversation))
     show_hidden = request.GET.get("hidden") == "1"
@@ -85,6 +93,8 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
         "send_reason": capabilities_for(conversation.identity).why_not("send") if by_site else "",
         "provider_name": conversation.identity.provider.display_name,
         "site_send": site_send,
+        "snooze_form": snooze_form or SnoozeForm(),
+        "follow_up_form": follow_up_form or FollowUpForm(initial={"days": 3}),
     }
     return render(request, "inbox/conversation.html", context, status=status)
 
@@ -92,7 +102,10 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
 @identity_required
 @require_GET
 def conversation_detail(request, pk: int):
-    return _conversation_page(request, _conversation(pk), ReplyForm())
+    conversation = _conversation(pk)
+    # Opening reads it (the page shows it as it was: "new" marks stay for this view).
+    state_services.mark_read(conversation)
+    return _conversation_page(request, conversation, ReplyForm())
 
 
 @identity_required
@@ -186,6 +199,106 @@ def messages_hidden(request, pk: int):
         conversation_services.unhide_message(message)
     target = reverse("inbox:conversation", args=[pk])
     return redirect(target + ("" if form.cleaned_data["hidden"] else "?hidden=1") + f"#m{message.pk}")
+
+
+# --- conversation state: read/unread, snooze, follow-up -------------------------------------
+
+
+def _next(request) -> str | None:
+    """Where a row's action came from (the list with its filters), when it is one of our pages."""
+    target = request.POST.get("next") or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return None
+
+
+def _back(conversation: Conversation, next_url: str | None):
+    """Back to the list when the action came from it (a row's shortcut), else to the conversation."""
+    return redirect(next_url or reverse("inbox:conversation", args=[conversation.pk]))
+
+
+@identity_required
+@require_POST
+def conversation_read(request, pk: int):
+    conversation = get_object_or_404(Conversation, pk=pk)
+    form, next_url = ReadForm(request.POST), _next(request)
+    if not form.is_valid():
+        flash.error(request, "Choose Mark read or Mark unread.")
+        return _back(conversation, next_url)
+    if form.cleaned_data["unread"]:
+        state_services.mark_unread(conversation)
+        flash.success(request, f"Marked unread: {conversation.counterpart_account.external_username}.")
+        # Staying on the conversation would read it again at once.
+        return redirect(next_url or reverse("inbox:list"))
+    state_services.mark_read(conversation)
+    flash.success(request, "Marked read.")
+    return _back(conversation, next_url)
+
+
+@identity_required
+@require_POST
+def conversation_snooze(request, pk: int):
+    conversation = _conversation(pk)
+    form, next_url = SnoozeForm(request.POST), _next(request)
+    if form.is_valid():
+        data = form.cleaned_data
+        until = timezone.now() + timedelta(days=data["days"]) if data.get("days") else data.get("until")
+        try:
+            state_services.snooze_conversation(conversation, until)
+        except InboxError as exc:
+            error = exc.user_message
+        else:
+            when = "they reply" if until is None else timezone.localtime(until).strftime("%Y-%m-%d %H:%M")
+            flash.success(request, f"Snoozed until {when} (a reply from them wakes it).")
+            return redirect(next_url or reverse("inbox:list"))
+    else:
+        error = " ".join(e for errors in form.errors.values() for e in errors)
+    if next_url:
+        flash.error(request, f"Not snoozed: {error}")
+        return redirect(next_url)
+    return _state_refused(request, conversation, f"Not snoozed: {error}", snooze_form=form)
+
+
+def _state_refused(request, conversation: Conversation, error: str, **forms):
+    flash.error(request, error)
+    return _conversation_page(request, conversation, ReplyForm(), status=400, **forms)
+
+
+@identity_required
+@require_POST
+def conversation_unsnooze(request, pk: int):
+    conversation = get_object_or_404(Conversation, pk=pk)
+    next_url = _next(request)  # the body is read (and a broken one refused) before anything is written
+    state_services.unsnooze_conversation(conversation)
+    flash.success(request, "Snooze ended.")
+    return _back(conversation, next_url)
+
+
+@identity_required
+@require_POST
+def conversation_follow_up(request, pk: int):
+    conversation = _conversation(pk)
+    form = FollowUpForm(request.POST)
+    if not form.is_valid():
+        return _state_refused(request, conversation, " ".join(form.errors.get("days", ["Choose a number of days."])),
+                              follow_up_form=form)
+    try:
+        state_services.set_follow_up(conversation, form.cleaned_data["days"])
+    except InboxError as exc:
+        return _state_refused(request, conversation, exc.user_message, follow_up_form=form)
+    days = form.cleaned_data["days"]
+    flash.success(request, f"Reminder set: in {days} day{'s' if days != 1 else ''} if they have not replied.")
+    return _back(conversation, _next(request))
+
+
+@identity_required
+@require_POST
+def conversation_follow_up_clear(request, pk: int):
+    conversation = get_object_or_404(Conversation, pk=pk)
+    next_url = _next(request)  # the body is read (and a broken one refused) before anything is written
+    state_services.clear_follow_up(conversation)
+    flash.success(request, "Reminder cleared.")
+    return _back(conversation, next_url)
 
 
 # --- the identity page's sync panel -----------------------------------------------------

@@ -62,6 +62,8 @@ class WatchForm(_LocationMixin, forms.Form):
     )
     limit = forms.IntegerField(min_value=1, max_value=1000, initial=100, label="Posts per run")
     enabled = forms.BooleanField(required=False, initial=True)
+    auto_score = forms.BooleanField(required=False, initial=True, label="Score new leads automatically",
+                                    help_text="In the background, when a model is configured.")
 
     def __init__(self, *args, creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,7 +75,7 @@ class WatchForm(_LocationMixin, forms.Form):
     def for_watch(cls, watch: Watch) -> "WatchForm":
         return cls(initial={"identity": watch.identity_id, "location": watch.location, "query": watch.query,
                             "sort": watch.sort, "interval_minutes": watch.interval_seconds // 60,
-                            "limit": watch.limit, "enabled": watch.enabled})
+                            "limit": watch.limit, "enabled": watch.enabled, "auto_score": watch.auto_score})
 
 
 class BrowseForm(_LocationMixin, forms.Form):

@@ -64,6 +64,12 @@ class LeadPost(models.Model):
     def __str__(self):
         return self.title or self.external_post_id
 
+    @property
+    def top_reason(self) -> str:
+        """The model's first reason for the score (the list and Today show it under the number)."""
+        reasons = (self.score_reasons_json or {}).get("reasons") if isinstance(self.score_reasons_json, dict) else None
+        return str(reasons[0]) if isinstance(reasons, list) and reasons else ""
+
 
 class ProfileItemItemType(models.TextChoices):
     POST = "post", "Post"
@@ -139,6 +145,8 @@ class Watch(models.Model):
     last_error = models.CharField(max_length=500, null=True, blank=True)
     paused_reason = models.CharField(max_length=500, null=True, blank=True)
     last_visited_at = models.DateTimeField(null=True, blank=True)
+    # Score the watch's new leads in the background (only when a model is configured).
+    auto_score = models.BooleanField(default=True, db_default=True)
     created_at = created_at()
     updated_at = updated_at()
 

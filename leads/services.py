@@ -235,10 +235,32 @@ def store_posts(provider_id: str, posts: list[RemotePost], *, watch: Watch | Non
                     for pk in result.lead_ids if pk not in known]
             WatchHit.objects.bulk_create(hits, ignore_conflicts=True)
             result.new_hits = len(hits)
+            if hits and watch.auto_score:
+                queue_auto_scores([hit.lead_post_id for hit in hits])
         touched = [ids[lead.external_post_id] for lead in fresh + changed if lead.external_post_id in ids]
         if touched:
             search.index_later("lead_post", *touched)
     return result
+
+
+AUTO_SCORE_SPACING_SECONDS = 5
+
+
+def queue_auto_scores(lead_ids: list[int]) -> int:
+    """Score a watch's new leads in the background, behind interactive work.
+
+    Only when a model is configured, once per lead (the dedupe key is the one
+    the lead's score panel follows), each a little later than the one before
+    so a click on "Score" or "Draft" is never stuck behind a whole batch.
+    """
+    if not settings.INFERENCE_URL or not lead_ids:
+        return 0
+    unscored = list(LeadPost.objects.filter(pk__in=lead_ids, score__isnull=True).order_by("pk")
+                    .values_list("pk", flat=True))
+    for n, pk in enumerate(unscored):
+        enqueue("agent.lead_scoring", pk, dedupe_key=f"agents:score:{pk}:auto", queue="agent-background",
+                countdown=settings.AUTO_SCORE_DELAY_SECONDS + n * AUTO_SCORE_SPACING_SECONDS)
+    return len(unscored)
 
 
 def browse_location(session: ProviderSession, *, provider_id: str, location: str, sort: str = "new",
@@ -363,8 +385,9 @@ def _duplicate(values: dict, exclude_pk: int | None = None) -> bool:
 
 
 def create_watch(*, identity: Identity, location: str, query: str = "", sort: str = "new",
-                 interval_seconds: int = 3600, limit: int = PAGE_SIZE) -> Watch:
+                 interval_seconds: int = 3600, limit: int = PAGE_SIZE, auto_score: bool = True) -> Watch:
     values = _clean_watch(identity, location, query, sort, interval_seconds, limit)
+    values["auto_score"] = bool(auto_score)
     with transaction.atomic():
         if _duplicate(values):
             raise LeadsError("There is already a watch for this location, query and sort.")
@@ -376,8 +399,10 @@ def create_watch(*, identity: Identity, location: str, query: str = "", sort: st
 
 
 def update_watch(watch: Watch, *, identity: Identity, location: str, query: str = "", sort: str = "new",
-                 interval_seconds: int = 3600, limit: int = PAGE_SIZE, enabled: bool = True) -> Watch:
+                 interval_seconds: int = 3600, limit: int = PAGE_SIZE, enabled: bool = True,
+                 auto_score: bool = True) -> Watch:
     values = _clean_watch(identity, location, query, sort, interval_seconds, limit)
+    values["auto_score"] = bool(auto_score)
     with transaction.atomic():
         if _duplicate(values, exclude_pk=watch.pk):
             raise LeadsError("There is already a watch for this location, query and sort.")

@@ -259,7 +259,7 @@ def watches(request):
     try:
         watch = services.create_watch(identity=data["identity"], location=data["location"], query=data["query"],
                                       sort=data["sort"], interval_seconds=data["interval_minutes"] * 60,
-                                      limit=data["limit"])
+                                      limit=data["limit"], auto_score=data["auto_score"])
     except services.LeadsError as exc:
         form.add_error(None, exc.user_message)
         return _watch_page(request, form, BrowseForm(), status=400)
@@ -280,7 +280,7 @@ def watch_edit(request, pk: int):
             services.update_watch(watch, identity=data["identity"], location=data["location"],
                                   query=data["query"], sort=data["sort"],
                                   interval_seconds=data["interval_minutes"] * 60, limit=data["limit"],
-                                  enabled=data["enabled"])
+                                  enabled=data["enabled"], auto_score=data["auto_score"])
         except services.LeadsError as exc:
             form.add_error(None, exc.user_message)
         else:

@@ -38,3 +38,6 @@ def _schedule(sender, **kwargs):
             "schedule": crontab(hour=(settings.BACKUP_HOUR_UTC + 1) % 24, minute=0, day_of_week="sun"),
         },
     }
+    if settings.NOTIFY_URLS:
+        # Notifications left pending (a digest window, a send that failed): sent when due.
+        sender.conf.beat_schedule["notify-pending"] = {"task": "notify.send", "schedule": 300.0}

@@ -32,3 +32,21 @@ def services_configured(app_configs, **kwargs):
     if settings.DEBUG and settings.MYSQL_URL:
         problems.append(Warning("DEBUG is on with a real database.", id="rediska.W001"))
     return problems
+
+
+@register()
+def notification_urls(app_configs, **kwargs):
+    """NOTIFY_URLS Apprise does not understand (named by position and scheme: the rest may hold a token)."""
+    if not settings.NOTIFY_URLS:
+        return []
+    import apprise
+
+    problems = []
+    for index, url in enumerate(settings.NOTIFY_URLS, start=1):
+        if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+            scheme = url.split("://", 1)[0] + "://" if "://" in url else "(no scheme)"
+            problems.append(Error(
+                f"NOTIFY_URLS entry {index} ({scheme}…) is not a notification URL Apprise understands.",
+                hint="See https://github.com/caronc/apprise/wiki for the URL of each service; "
+                     "notifications to the other URLs still go out.", id="rediska.E040"))
+    return problems

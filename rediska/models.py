@@ -165,3 +165,42 @@ class JobLost(Exception):
     def __init__(self, job_id: int):
         self.job_id = job_id
         super().__init__(f"job {job_id} was deleted or resumed by another worker; this run stops")
+
+
+class NotificationKind(models.TextChoices):
+    REPLY = "reply", "New reply"
+    LEAD = "lead", "Lead above the score"
+    BACKUP = "backup", "Failed backup"
+
+
+class Notification(models.Model):
+    """One event to tell the user about through Apprise (an outbox row).
+
+    Written where the event happens (in its transaction, cheaply); sent later by
+    the `notify.send` task, alone or in a digest.  Title and body are short and
+    carry no secrets; `dedupe_key` keeps one event from being told twice.
+    """
+
+    Kind = NotificationKind
+
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.CharField(max_length=500, blank=True, default="")
+    url = models.CharField(max_length=300, blank=True, default="")
+    dedupe_key = models.CharField(max_length=128)
+    created_at = created_at()
+    # Claimed by one send (a random batch id) before it goes out: two sends never tell one event twice.
+    batch = models.CharField(max_length=32, null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notifications"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dedupe_key"], name="uq_notification_key"),
+            enum_check("notifications", "kind", NotificationKind.choices),
+        ]
+        indexes = [models.Index(fields=["sent_at", "created_at"], name="idx_notification_pending")]
+
+    def __str__(self):
+        return f"{self.kind}: {self.title}"

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "leads",
     "agents",
     "search",
+    "today",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +142,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "rediska.context_processors.rediska",
+                "today.context_processors.nav",
             ],
         },
     },
@@ -275,6 +277,25 @@ LLM_TIMEOUT_SECONDS = _float("LLM_TIMEOUT_SECONDS", 120.0)
 LLM_MAX_RETRIES = _int("LLM_MAX_RETRIES", 3, allow_zero=True)
 LLM_CONTEXT_TOKENS = _int("LLM_CONTEXT_TOKENS", 6000)
 
+# --- Today: notifications and background scoring (issue 15) ------------------
+# Apprise URLs (ntfy://, mailto://, tgram://, json://…), separated by spaces or
+# new lines; a malformed one is reported by `manage.py check` and the test
+# button, never by a failed sync.  Empty: no notifications.
+NOTIFY_URLS = env.str("NOTIFY_URLS", default="").split()
+NOTIFY_EVENTS = frozenset(e.strip() for e in env.list("NOTIFY_EVENTS", default=["reply", "lead", "backup"]) if e.strip())
+if not NOTIFY_EVENTS <= {"reply", "lead", "backup"}:
+    raise ImproperlyConfigured("NOTIFY_EVENTS must list some of: reply, lead, backup")
+NOTIFY_LEAD_MIN_SCORE = _int("NOTIFY_LEAD_MIN_SCORE", 80, allow_zero=True)
+if NOTIFY_LEAD_MIN_SCORE > 100:
+    raise ImproperlyConfigured("NOTIFY_LEAD_MIN_SCORE must be a score from 0 to 100")
+# 0: one message per event; N: at most one message per N minutes with everything since the last.
+NOTIFY_DIGEST_MINUTES = _int("NOTIFY_DIGEST_MINUTES", 0, allow_zero=True)
+if NOTIFY_DIGEST_MINUTES > 1440:
+    raise ImproperlyConfigured("NOTIFY_DIGEST_MINUTES must be at most 1440 (a day)")
+NOTIFY_TIMEOUT_SECONDS = _float("NOTIFY_TIMEOUT_SECONDS", 10.0)
+# A watch's new leads are scored this long after they are found, so clicks go first.
+AUTO_SCORE_DELAY_SECONDS = _int("AUTO_SCORE_DELAY_SECONDS", 30, allow_zero=True)
+
 # --- Providers ---------------------------------------------------------------
 # Generic limits shared by every identity of one provider app.  0 QPM = no limit.
 PROVIDER_RATE_QPM_DEFAULT = _int("PROVIDER_RATE_QPM_DEFAULT", 100, allow_zero=True)
@@ -365,5 +386,6 @@ LOGGING = {
         "prawcore": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "elastic_transport": {"level": "WARNING"},
+        "apprise": {"level": "WARNING"},
     },
 }

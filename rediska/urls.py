@@ -4,7 +4,6 @@ from django.urls import include, path
 from . import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("login/", views.login_view, name="login"),
     path("logout/", views.logout_view, name="logout"),
     path("healthz", views.healthz, name="healthz"),
@@ -17,6 +16,8 @@ urlpatterns = [
     path("agents/", include("agents.urls")),
     path("search/", include("search.urls")),
     path("backups/", include("rediska.backups.urls")),
+    # Today (the home page, name "home") and the notifications page.
+    path("", include("today.urls")),
 ]
 
 handler400 = "rediska.errors.bad_request"

@@ -63,17 +63,6 @@ def logout_view(request):
     return redirect("login")
 
 
-@require_GET
-def home(request):
-    from identities.onboarding import has_active_identity
-
-    if not has_active_identity():
-        return redirect("identities:setup")
-    failed = Job.objects.filter(status=Job.Status.FAILED).order_by("-updated_at")[:5]
-    active = Job.objects.filter(status__in=Job.ACTIVE).order_by("-created_at")[:5]
-    return render(request, "rediska/home.html", {"failed_jobs": failed, "active_jobs": active})
-
-
 @login_not_required
 @never_cache
 @require_GET

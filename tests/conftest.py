@@ -33,3 +33,4 @@ def identity(db):
 from tests.fakes.llm_server import _fake_llm_server, fake_llm  # noqa: E402,F401
 from tests.fakes.reddit_server import _fake_reddit_server, fake_reddit  # noqa: E402,F401
 from tests.fakes.feed_server import _fake_feed_server, fake_feeds  # noqa: E402,F401
+from tests.fakes.notify_server import _fake_notify_server, fake_notify  # noqa: E402,F401

@@ -14,6 +14,7 @@ import search
 from rediska import audit
 
 from ..models import Conversation, ExternalAccount, Message
+from . import state
 from .ingest import PLACEHOLDERS
 
 SNIPPET = 160
@@ -50,6 +51,7 @@ def _filtered(filters: dict) -> QuerySet:
         conversations = conversations.filter(last_direction=Message.Direction.IN).exclude(
             counterpart_account__in=ExternalAccount.objects.filter(external_username__in=PLACEHOLDERS).values("pk")
         )
+    conversations = _state_filter(conversations, filters.get("state") or "")
     if filters.get("since"):
         conversations = conversations.filter(last_activity_at__gte=_day_start(filters["since"]))
     if filters.get("until"):
@@ -57,13 +59,25 @@ def _filtered(filters: dict) -> QuerySet:
     return conversations
 
 
+def _state_filter(conversations: QuerySet, wanted: str) -> QuerySet:
+    now = timezone.now()
+    if wanted == "unread":
+        return conversations.filter(state.unread_q())
+    if wanted == "snoozed":
+        return conversations.filter(state.snoozed_q(now))
+    if wanted == "follow_up":
+        return conversations.filter(state.follow_up_pending_q())
+    return conversations.exclude(state.snoozed_q(now))
+
+
 def _with_details(conversations: QuerySet) -> QuerySet:
-    return (
+    return state.with_state(
         conversations.select_related("identity", "counterpart_account", "last_message")
         .only("id", "subject", "last_activity_at", "deleted_at", "identity__display_name",
               "identity__external_username", "counterpart_account__external_username",
               "counterpart_account__remote_status", "last_message__direction", "last_message__sent_at",
-              "last_message__remote_visibility")
+              "last_message__remote_visibility", "last_direction", "last_message_id", "read_message_id",
+              "marked_unread", "snoozed_at", "snoozed_until", "follow_up_at")
         .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET))
     )
 

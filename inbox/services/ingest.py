@@ -33,6 +33,7 @@ from rediska.providers.errors import AuthError, ListingUnavailableError, Provide
 
 from ..accounts import apply_message_history, mark_remote_status, upsert_accounts
 from ..models import Conversation, ExternalAccount, ListingState, Message, SendAttempt, SyncCursor
+from .notifications import tell_new_replies
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,7 @@ def store_messages(identity: Identity, messages: Iterable[RemoteMessage], *, now
             result.new_ids += ids.values()
             # Messages stored before already moved their conversation's newest message.
             _advance_last_messages(fresh, ids, directions, conversations, now)
+            tell_new_replies(identity, fresh, ids, directions, conversations, now)
         result.changed_ids += list(adopted.values())
         result.changed_ids += _mark_remote_deletions(page, existing, now)
         _mark_deleted_counterparts(orphaned, conversations, now)

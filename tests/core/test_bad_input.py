@@ -49,6 +49,9 @@ OBJECT_OF = {
     "inbox:conversation": "conversation", "inbox:reply": "conversation",
     "inbox:conversation_hidden": "conversation", "inbox:messages_hidden": "conversation",
     "inbox:compose_on_site": "conversation", "inbox:sent_by_hand": "conversation",
+    "inbox:conversation_read": "conversation", "inbox:conversation_snooze": "conversation",
+    "inbox:conversation_unsnooze": "conversation", "inbox:conversation_follow_up": "conversation",
+    "inbox:conversation_follow_up_clear": "conversation",
     "leads:lead_detail": "lead", "leads:lead_status": "lead", "leads:lead_refresh": "lead",
     "leads:person": "account", "leads:person_fetch": "account", "leads:person_dnc": "account",
     "leads:image": "attachment",
@@ -68,6 +71,7 @@ KEYS = (
     "error", "next", "message", "kind", "backup", "body", "subject", "action", "reason", "idempotency_key",
     "display_name", "system_prompt", "tone", "style", "username", "password", "query", "interval_minutes",
     "limit", "enabled", "provider_id", "is_active", "is_default", "feed_link",
+    "days", "until_reply", "unread", "confirm", "auto_score",
 )
 LONG = "x" * 10_000
 HUGE = str(10**30)

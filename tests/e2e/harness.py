@@ -99,6 +99,8 @@ class App:
             "EMBEDDINGS_MODEL": "fake-embed",
             "EMBEDDINGS_DIMS": str(embeddings_dims),
             "LLM_TIMEOUT_SECONDS": "10",
+            # Today (issue 15): a watch's background scores start at once, not after the usual delay.
+            "AUTO_SCORE_DELAY_SECONDS": "0",
         }
         if database:
             self.env["MYSQL_URL"] = _mysql_url(database)
