@@ -171,7 +171,8 @@ class AppStack:
         if self.database:
             self._mysql_root().cursor().execute(f"DROP DATABASE IF EXISTS `{self.database}`")
             self.flush_redis()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not os.environ.get("KEEP_STACK"):  # KEEP_STACK=1 keeps the logs and database to look at
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- evidence --
     def query(self, sql: str) -> list[tuple]:
@@ -212,15 +213,21 @@ class AppStack:
         path = self.data_dir / name
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        return f"--- last lines of {name}:\n" + "\n".join(self.log(name).splitlines()[-lines:])
 
-def wait_for(predicate, *, timeout: float, interval: float = 0.5, what: str = "condition"):
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.5, what="condition", evidence=None):
+    """Poll `predicate`; on timeout fail with `what` (a string or a callable) and `evidence()` (e.g. a log tail)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {described}"
+                                 + (f"\n{evidence()}" if evidence else ""))
         time.sleep(interval)
 
 

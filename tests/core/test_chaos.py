@@ -59,9 +59,11 @@ def test_a_backfill_killed_halfway_ends_with_every_message_stored_once(chaos):
     assert at_kill < TOTAL, "the backfill ended before the kill: nothing was tested"
     assert "running" in stack.job_statuses()  # the kill left jobs behind "running"
 
-    stack.start_worker("backfill-worker-2.log")
-    wait_for(lambda: _messages(stack) == TOTAL and _all_done(stack), timeout=RECOVERY, interval=0.5,
-             what=f"{TOTAL} messages and every job done (now {_messages(stack)}, {stack.job_statuses()})")
+    second = stack.start_worker("backfill-worker-2.log")
+    wait_for(lambda: _messages(stack) == TOTAL and _all_done(stack) or second.poll() is not None,
+             timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("backfill-worker-2.log"),
+             what=lambda: f"{TOTAL} messages and every job done (now {_messages(stack)}, {stack.job_statuses()})")
+    assert second.poll() is None, stack.log_tail("backfill-worker-2.log")
     recovered = time.monotonic() - killed
     print(f"\nbackfill: {at_kill} messages at the SIGKILL after {killed - started:.1f}s; "
           f"{TOTAL} and every job done {recovered:.1f}s after the new worker started")
@@ -96,10 +98,12 @@ def test_an_index_rebuild_killed_halfway_ends_with_every_message_indexed(chaos):
     killed = time.monotonic()
     assert at_kill < TOTAL, "the rebuild ended before the kill: nothing was tested"
 
-    stack.start_worker("index-worker-2.log")
-    wait_for(lambda: stack.indexed("message") == TOTAL and _all_done(stack), timeout=RECOVERY, interval=0.5,
-             what=f"{TOTAL} indexed messages and every job done (now {stack.indexed('message')}, "
-                  f"{stack.job_statuses()})")
+    second = stack.start_worker("index-worker-2.log")
+    wait_for(lambda: stack.indexed("message") == TOTAL and _all_done(stack) or second.poll() is not None,
+             timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("index-worker-2.log"),
+             what=lambda: f"{TOTAL} indexed messages and every job done (now {stack.indexed('message')}, "
+                          f"{stack.job_statuses()})")
+    assert second.poll() is None, stack.log_tail("index-worker-2.log")
     recovered = time.monotonic() - killed
     print(f"\nindex rebuild: {at_kill} documents at the SIGKILL after {killed - started:.1f}s; "
           f"{TOTAL} and every job done {recovered:.1f}s after the new worker started")
