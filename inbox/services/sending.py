@@ -29,12 +29,14 @@ from rediska.providers.errors import (
     ProviderError,
     RateLimitedError,
     RecipientRefusedError,
+    SendCooldownError,
     TransientError,
 )
 
 from ..accounts import mark_contacted, upsert_accounts
 from ..errors import SendError
-from ..models import Conversation, Message, SendAttempt
+from ..models import Conversation, ExternalAccount, Message, SendAttempt
+from . import pacing
 from .ingest import MAX_SUBJECT, PENDING_PREFIX, PLACEHOLDERS
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,10 @@ def new_idempotency_key() -> str:
 
 
 def _error_code(exc: Exception) -> str:
+    if isinstance(exc, SendError):
+        return exc.code
     for cls, code in ((DoNotContactError, "dnc"), (RecipientRefusedError, "recipient_refused"),
-                      (RateLimitedError, "rate_limited"), (AuthError, "auth"), (TransientError, "unreachable"),
+                      (SendCooldownError, "cooldown"), (RateLimitedError, "rate_limited"), (AuthError, "auth"), (TransientError, "unreachable"),
                       (NotFoundError, "not_found")):
         if isinstance(exc, cls):
             return code
@@ -101,7 +105,9 @@ def _claim(key: str, identity, conversation, to: str, subject: str, body: str):
             # Trying again after a failure is a new try of the same click.
             attempt.status, attempt.body_text, attempt.subject = SendAttempt.Status.PENDING, body, subject or None
             attempt.error_code = attempt.error_message = None
-            attempt.save(update_fields=["status", "body_text", "subject", "error_code", "error_message", "updated_at"])
+            attempt.is_first_message = False  # counted again by the pacing gate of this try
+            attempt.save(update_fields=["status", "body_text", "subject", "error_code", "error_message",
+                                        "is_first_message", "updated_at"])
             return attempt, None
     return attempt, _outcome(attempt)
 
@@ -158,8 +164,14 @@ def send_manual(
 
     try:
         check_can_contact(identity.provider_id, to)  # before anything reaches the provider
+        _check_pacing(identity, attempt, conversation, to)
         sent = session_for(identity).send_message(to=to, subject=subject, body=body, reply_to_external_id=reply_to)
+    except SendError as exc:
+        _failed(attempt, identity, request, exc)
+        raise
     except (DoNotContactError, ProviderError) as exc:
+        if isinstance(exc, SendCooldownError):
+            pacing.start_cooldown(identity, exc)
         _failed(attempt, identity, request, exc)
         raise SendError(exc.user_message, code=_error_code(exc)) from exc
     except Exception as exc:
@@ -188,6 +200,19 @@ def send_manual(
         raise SendError("The message was sent, but could not be stored here yet; it will appear with the next sync.",
                         code="already_sent") from exc
     return message
+
+
+def _check_pacing(identity: Identity, attempt: SendAttempt, conversation: Conversation | None, to: str) -> None:
+    """The pacing gate; a first message is counted (flagged on its attempt) under the identity's row lock,
+    so two first messages sent at once cannot both take the last one of the day."""
+    first = conversation is None and pacing.is_first_message(identity, to)
+    account = conversation.counterpart_account if conversation is not None else (
+        ExternalAccount.objects.filter(provider_id=identity.provider_id, external_username__iexact=to).first())
+    with transaction.atomic():
+        locked = Identity.objects.select_for_update().get(pk=identity.pk)
+        pacing.check_send_allowed(locked, account, is_first_message=first)
+        if first:
+            SendAttempt.objects.filter(pk=attempt.pk).update(is_first_message=True)
 
 
 def _failed(attempt: SendAttempt, identity: Identity, request: dict, exc: Exception) -> None:
