@@ -11,7 +11,7 @@ from identities.models import Identity
 from identities.onboarding import identity_required
 from identities.services import is_do_not_contact
 
-from . import tasks
+from . import tasks, workflow_views
 from .errors import InboxError, SendError
 from .forms import ConversationFilterForm, HiddenForm, MessageHiddenForm, ReplyForm
 from .models import Conversation, Message
@@ -75,6 +75,7 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
         "form": form,
         "send_error": error,
         "reply_blocked": blocked,
+        **workflow_views.conversation_context(conversation, request.path),
     }
     return render(request, "inbox/conversation.html", context, status=status)
 

@@ -103,3 +103,27 @@ class JobFactory(DjangoModelFactory):
     queue_name = "ingest"
     job_type = "ingest.sync_delta"
     payload_json = factory.LazyFunction(lambda: {"args": [], "kwargs": {}})
+
+
+class LabelFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.Label"
+
+    name = factory.Sequence(lambda n: f"label {n}")
+    key = factory.LazyAttribute(lambda o: o.name.lower())
+
+
+class AccountNoteFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.AccountNote"
+
+    account = factory.SubFactory(ExternalAccountFactory)
+    body = factory.Faker("sentence")
+
+
+class SavedReplyFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.SavedReply"
+
+    title = factory.Sequence(lambda n: f"Saved reply {n}")
+    body = "Hi {name}, nice to meet you."

@@ -6,25 +6,25 @@ from datetime import datetime, time, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 import search
 from rediska import audit
 
-from ..models import Conversation, ExternalAccount, Message
+from ..models import AccountLabel, Conversation, ConversationLabel, ExternalAccount, Message
 from .ingest import PLACEHOLDERS
 
 SNIPPET = 160
 
 
 def conversation_page(filters: dict, number, per_page: int) -> Page:
-    """One page of the conversation list (newest activity first), in three queries whatever its size or depth.
+    """One page of the conversation list (newest activity first), in four queries whatever its size or depth.
 
     `filters` are a ConversationFilterForm's cleaned data: identity, direction
     (of the last message), needs_reply, since/until (dates of last activity),
-    hidden (include locally hidden conversations).
+    hidden (include locally hidden conversations), label (the conversation's or its person's).
 
     Counted and cut on the conversations table alone (joining only what a
     filter needs), then only the page's rows are loaded with their details: a
@@ -54,7 +54,20 @@ def _filtered(filters: dict) -> QuerySet:
         conversations = conversations.filter(last_activity_at__gte=_day_start(filters["since"]))
     if filters.get("until"):
         conversations = conversations.filter(last_activity_at__lt=_day_start(filters["until"], next_day=True))
+    if filters.get("label"):
+        # The conversation's own label or its person's: subqueries, so no row comes twice.
+        label = filters["label"]
+        conversations = conversations.filter(
+            Q(pk__in=ConversationLabel.objects.filter(label=label).values("conversation"))
+            | Q(counterpart_account__in=AccountLabel.objects.filter(label=label).values("account"))
+        )
     return conversations
+
+
+def filtered_conversations(filters: dict) -> QuerySet:
+    """The conversations a ConversationFilterForm's filters select (for the CSV export), with their details."""
+    return _filtered(filters).select_related("identity", "counterpart_account", "last_message").prefetch_related(
+        Prefetch("label_links", queryset=ConversationLabel.objects.select_related("label").order_by("label__key")))
 
 
 def _with_details(conversations: QuerySet) -> QuerySet:
@@ -65,6 +78,8 @@ def _with_details(conversations: QuerySet) -> QuerySet:
               "counterpart_account__remote_status", "last_message__direction", "last_message__sent_at",
               "last_message__remote_visibility")
         .annotate(snippet=Substr("last_message__body_text", 1, SNIPPET))
+        .prefetch_related(Prefetch("label_links",
+                                   queryset=ConversationLabel.objects.select_related("label").order_by("label__key")))
     )
 
 

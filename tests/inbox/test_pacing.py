@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from identities.models import Identity
 from inbox.errors import SendError
@@ -151,3 +152,49 @@ def test_a_cap_out_of_range_is_refused(alice):
         pacing.set_first_message_cap(alice, 5000)
     alice.refresh_from_db()
     assert alice.first_messages_per_day is None
+
+
+# --- where the pacing is shown ------------------------------------------------------
+def test_the_identity_panel_shows_age_karma_and_what_is_left(clock, auth_client, alice, settings):
+    settings.PACING_FIRST_MESSAGES_PER_DAY = 7
+    Identity.objects.filter(pk=alice.pk).update(account_created_at=NOON - timedelta(days=400), account_karma=1234)
+    page = auth_client.get(reverse("inbox:identity_pacing", args=[alice.pk])).content.decode()
+    assert "400 days" in page and "1234" in page and "7 of 7 first messages to new people left today" in page
+
+
+def test_the_account_facts_are_read_from_whoami_on_the_click(clock, auth_client, fake_reddit, alice):
+    fake_reddit.add_user("alice", created=(NOON - timedelta(days=12)).timestamp(), link_karma=40, comment_karma=2)
+    response = auth_client.post(reverse("inbox:identity_account_refresh", args=[alice.pk]))
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.account_created_at == NOON - timedelta(days=12) and alice.account_karma == 42
+    assert pacing.pacing_for(alice).young
+
+
+def test_the_identity_cap_is_set_on_the_panel_and_refused_out_of_range(auth_client, alice):
+    url = reverse("inbox:identity_pacing", args=[alice.pk])
+    assert auth_client.post(url, {"first_messages_per_day": "5000"}).status_code == 400
+    assert auth_client.post(url, {"first_messages_per_day": "2"}).status_code == 302
+    alice.refresh_from_db()
+    assert alice.first_messages_per_day == 2
+    auth_client.post(url, {"first_messages_per_day": ""})
+    alice.refresh_from_db()
+    assert alice.first_messages_per_day is None
+
+
+def test_the_reply_box_says_replies_are_not_capped_and_shows_the_cooldown(clock, auth_client, fake_reddit, alice):
+    fake_reddit.add_thread("bob", "alice", ["hi alice"], subject="hello")
+    for folder in ("inbox", "sent"):
+        walk_folder(alice, session_for(alice), folder, full=True, owner="test")
+    conversation = Conversation.objects.get()
+    url = reverse("inbox:conversation", args=[conversation.pk])
+    assert "A reply is not a first message" in auth_client.get(url).content.decode()
+
+    Identity.objects.filter(pk=alice.pk).update(send_cooldown_until=NOON + timedelta(minutes=4))
+    page = auth_client.get(url).content.decode()
+    assert "nothing can be sent until 2026-03-10 12:04" in page
+
+    response = auth_client.post(reverse("inbox:reply", args=[conversation.pk]),
+                                {"body": "hello again", "idempotency_key": "k-cool"})
+    assert response.status_code == 429 and "12:04" in response.content.decode()
+    assert fake_reddit.sent == []
