@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from identities.models import Identity
 from identities.onboarding import identity_required
-from rediska.csvexport import batched, csv_response
+from rediska.csvexport import batches, csv_response
 from rediska.providers.errors import ProviderError
 
 from .errors import InboxError
@@ -290,14 +290,19 @@ def conversations_export(request):
     if form.is_bound and not form.is_valid():
         return _refused(request, "These filters could not be used: " + _first_error(form), reverse("inbox:list"))
     filters = form.cleaned_data if form.is_bound else {}
+    conversations = filtered_conversations(filters).values(
+        "pk", "counterpart_account__external_username", "identity__external_username", "subject",
+        "last_activity_at", "last_direction", "deleted_at")
     header = ["conversation_id", "with", "identity", "subject", "last_activity", "last_direction", "labels",
               "hidden", "url"]
-    base = request.build_absolute_uri("/")[:-1]
+    base = request.build_absolute_uri(reverse("inbox:list"))
 
     def rows():
-        for c in batched(filtered_conversations(filters)):
-            yield [c.pk, c.counterpart_account.external_username, c.identity.external_username, c.subject,
-                   c.last_activity_at, c.last_direction, ", ".join(link.label.name for link in c.label_links.all()),
-                   c.deleted_at is not None, base + reverse("inbox:conversation", args=[c.pk])]
+        for batch in batches(conversations):
+            tags = labels.conversation_label_names([c["pk"] for c in batch])
+            for c in batch:
+                yield [c["pk"], c["counterpart_account__external_username"], c["identity__external_username"],
+                       c["subject"], c["last_activity_at"], c["last_direction"], tags.get(c["pk"], ""),
+                       c["deleted_at"] is not None, f"{base}c/{c['pk']}/"]
 
     return csv_response("conversations", header, rows())

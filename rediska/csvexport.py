@@ -58,9 +58,10 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> 
     return response
 
 
-def batched(queryset, size: int = 2000) -> Iterator:
-    """Rows of an ordered-by-pk-descending-or-ascending queryset, read in keyset pages (constant memory on
-    every backend: MySQL's client would otherwise buffer the whole result)."""
+def batches(queryset, size: int = 1000) -> Iterator[list]:
+    """Lists of rows of `queryset` (model instances, or `.values()` dicts with "pk"), read in keyset pages by
+    primary key: constant memory on every backend (MySQL's client would otherwise buffer the whole result).
+    The caller looks up each page's related rows in one query per page."""
     last = None
     while True:
         page = queryset.order_by("pk")
@@ -69,5 +70,5 @@ def batched(queryset, size: int = 2000) -> Iterator:
         rows = list(page[:size])
         if not rows:
             return
-        yield from rows
-        last = rows[-1].pk
+        yield rows
+        last = rows[-1]["pk"] if isinstance(rows[-1], dict) else rows[-1].pk
