@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from identities.services import is_do_not_contact
 from inbox.models import Conversation, ExternalAccount
+from inbox.services import pacing
 from inbox.services.sending import MAX_BODY
 from leads.models import LeadPost
 from rediska.models import Job
@@ -188,6 +189,12 @@ def _get_draft(pk: int) -> Draft:
     )
 
 
+def _send_pacing(draft: Draft) -> dict:
+    """What the identity may still send (first-message cap, provider cooldown), shown by the Send button."""
+    first = draft.conversation_id is None and pacing.is_first_message(draft.identity, draft.account.external_username)
+    return {"pacing": pacing.pacing_for(draft.identity), "first_message": first}
+
+
 def _draft_page(request, draft, *, form=None, discard_form=None, error=None, status=200):
     return render(
         request, "agents/draft_detail.html",
@@ -197,6 +204,7 @@ def _draft_page(request, draft, *, form=None, discard_form=None, error=None, sta
             "discard_form": discard_form or DiscardForm(),
             "dnc": is_do_not_contact(draft.account.provider_id, draft.account.external_username),
             "error": error,
+            **_send_pacing(draft),
         },
         status=status,
     )
