@@ -22,7 +22,8 @@ from .services.ingest import PLACEHOLDERS
 PAGE_SIZE = 50
 # What a refused or failed send answers: our own rules are a conflict, the provider's trouble a bad gateway.
 SEND_STATUS = {"dnc": 409, "stale": 409, "in_progress": 409, "already_sent": 409, "invalid": 400,
-               "rate_limited": 429, "cooldown": 429, "cap": 429, "unreachable": 502, "auth": 502, "recipient_refused": 502,
+               "rate_limited": 429, "cooldown": 429, "cap": 429,
+               "unreachable": 502, "auth": 502, "recipient_refused": 502,
                "not_found": 502, "refused": 502}
 
 

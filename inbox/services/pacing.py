@@ -68,7 +68,8 @@ class Pacing:
     def cooldown_message(self) -> str:
         until = timezone.localtime(self.cooldown_until).strftime("%Y-%m-%d %H:%M")
         reason = f" ({self.cooldown_reason})" if self.cooldown_reason else ""
-        return f"The provider asked this identity to wait before sending again: nothing can be sent until {until}{reason}."
+        return ("The provider asked this identity to wait before sending again: "
+                f"nothing can be sent until {until}{reason}.")
 
 
 def _day_start(now: datetime) -> datetime:

@@ -1,7 +1,9 @@
 """Sending a private message: the only send path, called from the user's Send click.
 
 Order of things: validate -> claim the idempotency key (a repeat returns the
-first result, never sends twice) -> do-not-contact check -> provider call with
+first result, never sends twice) -> do-not-contact check -> pacing (the daily
+cap of first messages, the provider's cooldown: `pacing.check_send_allowed`;
+a "doing that too much" answer starts the cooldown) -> provider call with
 the conversation's identity -> store the message at once with its remote id ->
 contact state -> audit row.  Every attempt, sent or not, leaves an audit row.
 """
@@ -54,8 +56,8 @@ def _error_code(exc: Exception) -> str:
     if isinstance(exc, SendError):
         return exc.code
     for cls, code in ((DoNotContactError, "dnc"), (RecipientRefusedError, "recipient_refused"),
-                      (SendCooldownError, "cooldown"), (RateLimitedError, "rate_limited"), (AuthError, "auth"), (TransientError, "unreachable"),
-                      (NotFoundError, "not_found")):
+                      (SendCooldownError, "cooldown"), (RateLimitedError, "rate_limited"), (AuthError, "auth"),
+                      (TransientError, "unreachable"), (NotFoundError, "not_found")):
         if isinstance(exc, cls):
             return code
     return "refused"
@@ -170,10 +172,13 @@ def send_manual(
         _failed(attempt, identity, request, exc)
         raise
     except (DoNotContactError, ProviderError) as exc:
+        message = exc.user_message
         if isinstance(exc, SendCooldownError):
-            pacing.start_cooldown(identity, exc)
+            until = pacing.start_cooldown(identity, exc)
+            message += (f" Nothing is sent from {identity.display_name} until "
+                        f"{timezone.localtime(until):%Y-%m-%d %H:%M}.")
         _failed(attempt, identity, request, exc)
-        raise SendError(exc.user_message, code=_error_code(exc)) from exc
+        raise SendError(message, code=_error_code(exc)) from exc
     except Exception as exc:
         _failed(attempt, identity, request, exc)
         raise

@@ -60,7 +60,8 @@ def test_answering_with_a_saved_reply_noting_labelling_filtering_and_exporting(p
     panel.get_by_label("Add a note").fill("Met at the Aviemore meetup; <prefers> early starts.")
     panel.get_by_role("button", name="Add note").click()
     expect(page.get_by_role("status")).to_contain_text("Note on lee_peak saved")
-    expect(page.locator("#person-workflow .note")).to_contain_text("Met at the Aviemore meetup; <prefers> early starts.")
+    note = "Met at the Aviemore meetup; <prefers> early starts."
+    expect(page.locator("#person-workflow .note")).to_contain_text(note)
     page.locator("#person-workflow").get_by_label("Label this person").fill("hot lead")
     page.locator("#person-workflow").get_by_role("button", name="Add label").click()
     expect(page.locator("#person-workflow .badge-label")).to_have_text("hot lead")

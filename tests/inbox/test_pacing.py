@@ -118,7 +118,8 @@ def test_doing_that_too_much_becomes_a_cooldown_for_that_identity(clock, fake_re
     fake_reddit.doing_that_too_much(minutes=9)
     with pytest.raises(SendError) as caught:
         first(alice, people[0], "k0")
-    assert caught.value.code == "cooldown"
+    assert caught.value.code == "cooldown" and "Nothing is sent from" in caught.value.user_message
+    assert "until 2026-03-10 12:09" in caught.value.user_message
     alice.refresh_from_db()
     assert alice.send_cooldown_until == NOON + timedelta(minutes=9)
 
