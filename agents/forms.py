@@ -1,6 +1,7 @@
 from django import forms
 
 from identities.models import Identity
+from inbox.forms import refuse_placeholders
 
 
 class IntroDraftForm(forms.Form):
@@ -39,6 +40,11 @@ class DraftForm(forms.Form):
         data["action"] = data.get("action") or "save"
         if data["action"] != "save" and self.first_message and not data.get("subject"):
             self.add_error("subject", "A first message needs a subject.")
+        if data["action"] == "send" and data.get("body"):
+            try:
+                refuse_placeholders(data["body"])
+            except forms.ValidationError as exc:
+                self.add_error("body", exc)
         return data
 
 

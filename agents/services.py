@@ -18,7 +18,7 @@ from django.utils import timezone
 import search
 from identities.models import Identity
 from identities.services import DoNotContactError, check_can_contact
-from inbox.models import Conversation, ExternalAccount, Message
+from inbox.models import AccountNote, Conversation, ExternalAccount, Message
 from leads.models import LeadPost, ProfileItem
 from rediska import audit, notify
 from rediska.jobs import enqueue
@@ -339,6 +339,12 @@ def _conversation_texts(conversation: Conversation | None, budget: int) -> list[
     return list(reversed(prompts.within_budget(texts, budget).texts))
 
 
+def _notes_text(account: ExternalAccount) -> str | None:
+    """The user's private notes on the person, newest first (they are the user's words, not provider data)."""
+    notes = AccountNote.objects.filter(account=account).order_by("-created_at", "-id").values_list("body", flat=True)
+    return "\n---\n".join(notes[:20]) or None
+
+
 def _write_draft(
     *, kind, identity, account, lead=None, conversation=None, job_id=None, action
 ) -> Draft:
@@ -356,7 +362,8 @@ def _write_draft(
     try:
         post = _fit(_post_text(lead), budget // 3) if lead else None
         profile = _fit_optional(snapshot_text(snapshot), budget // 6)
-        used = prompts.fixed_cost([{"content": post or ""}, {"content": profile or ""}])
+        notes = _fit_optional(_notes_text(account), budget // 8)
+        used = prompts.fixed_cost([{"content": post or ""}, {"content": profile or ""}, {"content": notes or ""}])
         history = _conversation_texts(conversation, budget - used)
         if kind == Draft.Kind.REPLY and not history:
             raise _too_small() if _has_text(conversation) else AgentError(
@@ -364,7 +371,7 @@ def _write_draft(
             )
         messages = prompts.draft_messages(
             kind=kind, voice=identity.voice_config_json, post_text=post, profile_text=profile,
-            conversation_texts=history,
+            conversation_texts=history, notes_text=notes,
         )
         result = _chat(
             messages, schema=schemas.DRAFT, operation=f"draft_{kind}", prompt_version=version,

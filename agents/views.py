@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from identities.services import capabilities_for, is_do_not_contact
 from inbox.models import Conversation, ExternalAccount
+from inbox.services import pacing
 from inbox.services.sending import MAX_BODY
 from leads.models import LeadPost
 from rediska.models import Job
@@ -189,6 +190,12 @@ def _get_draft(pk: int) -> Draft:
     )
 
 
+def _send_pacing(draft: Draft) -> dict:
+    """What the identity may still send (first-message cap, provider cooldown), shown by the Send button."""
+    first = draft.conversation_id is None and pacing.is_first_message(draft.identity, draft.account.external_username)
+    return {"pacing": pacing.pacing_for(draft.identity), "first_message": first}
+
+
 def _draft_page(request, draft, *, form=None, discard_form=None, error=None, status=200, site_send=None):
     by_site = not capabilities_for(draft.identity).send
     return render(
@@ -203,6 +210,7 @@ def _draft_page(request, draft, *, form=None, discard_form=None, error=None, sta
             "send_reason": capabilities_for(draft.identity).why_not("send") if by_site else "",
             "provider_name": draft.identity.provider.display_name,
             "site_send": site_send,
+            **_send_pacing(draft),
         },
         status=status,
     )

@@ -40,6 +40,15 @@ class Identity(models.Model):
     # expired); the identity must be reconnected.  Cleared by a reconnect.
     needs_reconnect_at = models.DateTimeField(null=True, blank=True)
     last_auth_error = models.CharField(max_length=255, null=True, blank=True)
+    # Pacing (inbox.services.pacing): the account's age and karma as whoami last told,
+    # the user's own daily cap of first messages (None: the settings' default), and
+    # the provider's "doing that too much" cooldown.
+    account_created_at = models.DateTimeField(null=True, blank=True)
+    account_karma = models.IntegerField(null=True, blank=True)
+    account_checked_at = models.DateTimeField(null=True, blank=True)
+    first_messages_per_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    send_cooldown_until = models.DateTimeField(null=True, blank=True)
+    send_cooldown_reason = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         db_table = "identities"

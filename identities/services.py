@@ -112,7 +112,8 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
                 with transaction.atomic():
                     existing = Identity.objects.create(
                         provider=provider, external_username=username, external_user_id=account.user_id,
-                        display_name=display_name, is_default=not has_default, is_active=True)
+                        display_name=display_name, is_default=not has_default, is_active=True,
+                        **_account_facts(account))
             except IntegrityError:
                 raise IdentityError(f"{username} is already connected.") from None
         else:
@@ -121,14 +122,50 @@ def connect_identity(*, provider_id: str, refresh_token: str, account: RemoteAcc
             existing.needs_reconnect_at = None
             existing.last_auth_error = None
             existing.external_user_id = account.user_id or existing.external_user_id
+            facts = _account_facts(account)
+            for name, value in facts.items():
+                setattr(existing, name, value)
             existing.save(update_fields=["is_active", "is_default", "needs_reconnect_at", "last_auth_error",
-                                         "external_user_id", "updated_at"])
+                                         "external_user_id", "updated_at", *facts])
         _store_refresh_token(existing, refresh_token)
         audit.record("identity.connect" if created else "identity.reconnect", actor=actor, provider_id=provider_id,
                      identity_id=existing.pk, entity=existing,
                      request={"username": username},
                      response={"identity_id": existing.pk, "is_default": existing.is_default})
     return existing
+
+
+def _karma(account: RemoteAccount) -> int | None:
+    about = account.about or {}
+    if isinstance(about.get("total_karma"), int):
+        return about["total_karma"]
+    parts = [about.get(k) for k in ("link_karma", "comment_karma") if isinstance(about.get(k), int)]
+    return sum(parts) if parts else None
+
+
+def _account_facts(account: RemoteAccount) -> dict:
+    """Age and karma as whoami tells them (pacing is stricter for young accounts); only what is known."""
+    facts = {"account_checked_at": timezone.now()}
+    if account.created_at is not None:
+        facts["account_created_at"] = account.created_at
+    if _karma(account) is not None:
+        facts["account_karma"] = _karma(account)
+    return facts
+
+
+def refresh_account_facts(identity: Identity, *, actor: str = "user") -> Identity:
+    """Ask the provider who the identity is (whoami) and store its account age and karma."""
+    account = session_for(identity).whoami()
+    facts = _account_facts(account)
+    with transaction.atomic():
+        Identity.objects.filter(pk=identity.pk).update(**facts, updated_at=timezone.now())
+        for name, value in facts.items():
+            setattr(identity, name, value)
+        audit.record("identity.account_facts", actor=actor, provider_id=identity.provider_id,
+                     identity_id=identity.pk, entity=identity,
+                     response={"account_created_at": facts.get("account_created_at") and
+                               facts["account_created_at"].isoformat(), "karma": facts.get("account_karma")})
+    return identity
 
 
 def create_archive_identity(*, provider_id: str, username: str, display_name: str | None = None,

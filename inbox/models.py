@@ -337,6 +337,8 @@ class SendAttempt(models.Model):
     error_message = models.TextField(null=True, blank=True)
     created_at = created_at()
     updated_at = updated_at()
+    # A first message to someone this identity never wrote with: counted by the daily pacing cap.
+    is_first_message = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         db_table = "inbox_send_attempts"
@@ -345,6 +347,7 @@ class SendAttempt(models.Model):
             models.UniqueConstraint(fields=["idempotency_key"], name="uq_send_attempt_key"),
             enum_check("inbox_send_attempts", "status", SendAttemptStatus.choices),
         ]
+        indexes = [models.Index(fields=["identity", "is_first_message", "created_at"], name="idx_send_first_day")]
 
     def __str__(self):
         return f"Send attempt {self.idempotency_key} ({self.status})"
@@ -400,3 +403,77 @@ class ExportImport(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.SCANNING, self.Status.IMPORTING)
+# --- the user's own workflow: labels, notes on people, saved replies --------------------
+
+
+class Label(models.Model):
+    """A word the user tags conversations and people with; `key` (lower case) keeps names unique."""
+
+    name = models.CharField(max_length=40)
+    key = models.CharField(max_length=40)
+    created_at = created_at()
+
+    class Meta:
+        db_table = "inbox_labels"
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["key"], name="uq_label_key")]
+
+    def __str__(self):
+        return self.name
+
+
+class ConversationLabel(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, db_index=False,
+                                     related_name="label_links")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="conversation_links")
+    created_at = created_at()
+
+    class Meta:
+        db_table = "inbox_conversation_labels"
+        constraints = [models.UniqueConstraint(fields=["conversation", "label"], name="uq_conversation_label")]
+
+
+class AccountLabel(models.Model):
+    account = models.ForeignKey(ExternalAccount, on_delete=models.CASCADE, db_index=False,
+                                related_name="label_links")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="account_links")
+    created_at = created_at()
+
+    class Meta:
+        db_table = "inbox_account_labels"
+        constraints = [models.UniqueConstraint(fields=["account", "label"], name="uq_account_label")]
+
+
+class AccountNote(models.Model):
+    """A private note the user wrote about a person: never sent, shown to the agents as the user's words."""
+
+    account = models.ForeignKey(ExternalAccount, on_delete=models.PROTECT, db_index=False, related_name="notes")
+    body = models.TextField()
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "inbox_account_notes"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "created_at"], name="idx_note_account")]
+
+    def __str__(self):
+        return f"Note {self.pk} on account {self.account_id}"
+
+
+class SavedReply(models.Model):
+    """A reusable text with placeholders ({name}, {post_title}, {identity}) filled in when inserted."""
+
+    title = models.CharField(max_length=100)
+    body = MediumTextField()
+    created_at = created_at()
+    updated_at = updated_at()
+
+    class Meta:
+        db_table = "inbox_saved_replies"
+        ordering = ["title", "id"]
+        verbose_name_plural = "saved replies"
+        constraints = [models.UniqueConstraint(fields=["title"], name="uq_saved_reply_title")]
+
+    def __str__(self):
+        return self.title

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, workflow_views
 
 app_name = "inbox"
 
@@ -23,4 +23,23 @@ urlpatterns = [
     path("c/<int:pk>/unsnooze", views.conversation_unsnooze, name="conversation_unsnooze"),
     path("c/<int:pk>/follow-up", views.conversation_follow_up, name="conversation_follow_up"),
     path("c/<int:pk>/follow-up/clear", views.conversation_follow_up_clear, name="conversation_follow_up_clear"),
+    # workflow: labels, notes, saved replies, pacing, CSV export
+    path("export.csv", workflow_views.conversations_export, name="export"),
+    path("c/<int:pk>/labels", workflow_views.conversation_label_add, name="conversation_label_add"),
+    path("c/<int:pk>/labels/<int:label_id>/remove", workflow_views.conversation_label_remove,
+         name="conversation_label_remove"),
+    path("people/<int:account_id>/", workflow_views.person_panel, name="person_panel"),
+    path("people/<int:account_id>/labels", workflow_views.account_label_add, name="account_label_add"),
+    path("people/<int:account_id>/labels/<int:label_id>/remove", workflow_views.account_label_remove,
+         name="account_label_remove"),
+    path("people/<int:account_id>/notes", workflow_views.note_add, name="note_add"),
+    path("notes/<int:pk>/delete", workflow_views.note_delete, name="note_delete"),
+    path("replies/", workflow_views.saved_replies, name="saved_replies"),
+    path("replies/insert", workflow_views.saved_reply_picker, name="saved_reply_picker"),
+    path("replies/<int:pk>/", workflow_views.saved_reply_edit, name="saved_reply_edit"),
+    path("replies/<int:pk>/delete", workflow_views.saved_reply_delete, name="saved_reply_delete"),
+    path("replies/<int:pk>/fill", workflow_views.saved_reply_fill, name="saved_reply_fill"),
+    path("identity/<int:identity_id>/pacing", workflow_views.identity_pacing, name="identity_pacing"),
+    path("identity/<int:identity_id>/account", workflow_views.identity_account_refresh,
+         name="identity_account_refresh"),
 ]

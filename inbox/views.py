@@ -17,7 +17,7 @@ from identities.onboarding import identity_required
 from identities.services import archive_only_message, capabilities_for, is_do_not_contact
 from rediska.exports import ExportError, discard_upload, refused_upload, save_upload
 
-from . import tasks
+from . import tasks, workflow_views
 from .errors import InboxError, SendError
 from .forms import (ConversationFilterForm, ExportUploadForm, FollowUpForm, HiddenForm, MessageHiddenForm,
                     ReadForm, ReplyForm, SnoozeForm)
@@ -30,7 +30,8 @@ from .services.ingest import PLACEHOLDERS
 PAGE_SIZE = 50
 # What a refused or failed send answers: our own rules are a conflict, the provider's trouble a bad gateway.
 SEND_STATUS = {"dnc": 409, "stale": 409, "in_progress": 409, "already_sent": 409, "archive_only": 409, "invalid": 400,
-               "rate_limited": 429, "unreachable": 502, "auth": 502, "recipient_refused": 502,
+               "rate_limited": 429, "cooldown": 429, "cap": 429,
+               "unreachable": 502, "auth": 502, "recipient_refused": 502,
                "not_found": 502, "refused": 502}
 
 
@@ -95,6 +96,7 @@ def _conversation_page(request, conversation: Conversation, form: ReplyForm, *, 
         "site_send": site_send,
         "snooze_form": snooze_form or SnoozeForm(),
         "follow_up_form": follow_up_form or FollowUpForm(initial={"days": 3}),
+        **workflow_views.conversation_context(conversation, request.path),
     }
     return render(request, "inbox/conversation.html", context, status=status)
 

@@ -12,3 +12,9 @@ class LeadsConfig(AppConfig):
         from .exports import store_own_items
 
         register_item_store(store_own_items)
+        # Saved replies' {post_title}: the inbox asks us, it cannot import the leads app.
+        from inbox.services.replies import register_post_title_source
+
+        from .services import post_title_for
+
+        register_post_title_source(post_title_for)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from identities.models import Identity
+from inbox.models import ExternalAccount, Label
 
 from . import services
 from .models import LeadPost, Watch
@@ -25,6 +26,9 @@ class LeadFilterForm(forms.Form):
     min_score = forms.IntegerField(required=False, min_value=0, max_value=100, label="Score at least")
     new_only = forms.BooleanField(required=False, label="New since last visit")
     sort = forms.ChoiceField(choices=SORTS, required=False)
+    label = forms.ModelChoiceField(queryset=Label.objects.order_by("key"), required=False,
+                                   empty_label="Any label", label="Author's label",
+                                   error_messages={"invalid_choice": "That label does not exist (any more)."})
 
     def clean(self):
         data = super().clean()
@@ -93,3 +97,13 @@ class BrowseForm(_LocationMixin, forms.Form):
 
 class DoNotContactForm(forms.Form):
     reason = forms.CharField(max_length=255, required=False)
+
+
+class PeopleFilterForm(forms.Form):
+    q = forms.CharField(max_length=128, required=False, label="Name contains")
+    label = forms.ModelChoiceField(queryset=Label.objects.order_by("key"), required=False, empty_label="Any label",
+                                   error_messages={"invalid_choice": "That label does not exist (any more)."})
+    contact = forms.ChoiceField(choices=[("", "Any"), *ExternalAccount.ContactState.choices], required=False,
+                                label="Contact")
+    engagement = forms.ChoiceField(choices=[("", "Any"), *ExternalAccount.EngagementState.choices],
+                                   required=False)

@@ -794,3 +794,13 @@ def watches_with_counts():
     """Every watch with its identity and the number of hits new since the last visit."""
     new_hits = Count("hits", filter=Q(last_visited_at__isnull=True) | Q(hits__first_seen_at__gt=F("last_visited_at")))
     return Watch.objects.select_related("identity").annotate(new_count=new_hits, hit_count=Count("hits"))
+
+
+def post_title_for(account, post_id: int | None = None) -> str | None:
+    """The title a saved reply's {post_title} means: the given post of theirs, else their latest lead post."""
+    posts = LeadPost.objects.filter(author_account=account, deleted_at__isnull=True).exclude(title__isnull=True)
+    if post_id is not None:
+        chosen = posts.filter(pk=post_id).values_list("title", flat=True).first()
+        if chosen:
+            return chosen
+    return posts.order_by(F("post_created_at").desc(nulls_last=True), "-id").values_list("title", flat=True).first()

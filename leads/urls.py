@@ -19,4 +19,8 @@ urlpatterns = [
     path("watches/<int:pk>/run/", views.watch_run, name="watch_run"),
     path("watches/<int:pk>/delete/", views.watch_delete, name="watch_delete"),
     path("browse/", views.browse, name="browse"),
+    # workflow: the people list and the CSV exports
+    path("export.csv", views.lead_export, name="export"),
+    path("people/", views.people, name="people"),
+    path("people/export.csv", views.people_export, name="people_export"),
 ]

@@ -7,12 +7,13 @@ Refusals (bad filters, a status move the enum forbids, a bad watch) answer a
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import F
-from django.db.models.functions import Lower
+from django.db.models import Count, F, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce, Lower
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,10 +24,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from identities.models import DoNotContact
 from identities.onboarding import identity_required
 from identities.services import IdentityError, add_do_not_contact, remove_do_not_contact
-from inbox.models import Attachment, Conversation, ExternalAccount
+from inbox.models import AccountLabel, AccountNote, Attachment, Conversation, ExternalAccount
+from inbox.services.ingest import PLACEHOLDERS
+from rediska.csvexport import batches, csv_response
 
 from . import media, services
-from .forms import BrowseForm, DoNotContactForm, LeadFilterForm, StatusForm, WatchForm
+from .forms import BrowseForm, DoNotContactForm, LeadFilterForm, PeopleFilterForm, StatusForm, WatchForm
 from .models import AccountProfile, LeadPost, ProfileItem, Watch
 
 PAGE_SIZE = 50
@@ -69,6 +72,8 @@ def _filtered(form: LeadFilterForm):
         leads = leads.filter(score__gte=data["min_score"])
     if data.get("new_only"):
         leads = leads.filter(is_new=True)
+    if data.get("label"):
+        leads = leads.filter(author_account__in=AccountLabel.objects.filter(label=data["label"]).values("account"))
     if data.get("sort") == "score":
         return leads.order_by(F("score").desc(nulls_last=True), F("post_created_at").desc(nulls_last=True), "-id")
     return leads.order_by(F("post_created_at").desc(nulls_last=True), "-id")
@@ -330,3 +335,119 @@ def browse(request):
                                   query=data["query"], limit=data["limit"])
     messages.info(request, f"Browsing {data['location']}.")
     return redirect("job_detail", job.pk)
+
+
+# --------------------------------------------------------------------------- people list, CSV exports
+def _count_of(model, field: str):
+    """A correlated COUNT (no join fan-out, so the page's count query stays on the accounts alone)."""
+    rows = model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field).annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n")[:1]), 0)
+
+
+def _people(data: dict):
+    people = ExternalAccount.objects.exclude(external_username__in=PLACEHOLDERS).order_by("external_username", "pk")
+    if data.get("q"):
+        people = people.filter(external_username__icontains=data["q"].strip())
+    if data.get("label"):
+        people = people.filter(pk__in=AccountLabel.objects.filter(label=data["label"]).values("account"))
+    if data.get("contact"):
+        people = people.filter(contact_state=data["contact"])
+    if data.get("engagement"):
+        people = people.filter(engagement_state=data["engagement"])
+    return people
+
+
+def _people_details(people):
+    return people.annotate(
+        conversation_count=_count_of(Conversation, "counterpart_account"),
+        lead_count=_count_of(LeadPost, "author_account"),
+    ).prefetch_related(Prefetch("label_links", queryset=AccountLabel.objects.select_related("label")
+                                .order_by("label__key")))
+
+
+@require_GET
+@identity_required
+def people(request):
+    form = PeopleFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return render(request, "leads/people.html", {"form": form, "page": None}, status=400)
+    data = form.cleaned_data if form.is_bound else {}
+    page = Paginator(_people(data).values_list("pk", flat=True), PAGE_SIZE).get_page(request.GET.get("page"))
+    ids = list(page.object_list)
+    rows = {a.pk: a for a in _people_details(ExternalAccount.objects.filter(pk__in=ids))} if ids else {}
+    page.object_list = [rows[pk] for pk in ids if pk in rows]
+    return render(request, "leads/people.html", {"form": form, "page": page, "query": _query_without_page(request),
+                                                 "filtered": any(data.values())})
+
+
+def _refused_export(request, form, back: str):
+    errors = [str(e) for field in form.errors.values() for e in field]
+    return render(request, "leads/export_refused.html", {"errors": errors, "back": back}, status=400)
+
+
+def _labels_by_account(ids) -> dict[int, str]:
+    names = defaultdict(list)
+    for account_id, name in (AccountLabel.objects.filter(account_id__in=ids).order_by("label__key")
+                             .values_list("account_id", "label__name")):
+        names[account_id].append(name)
+    return {k: ", ".join(v) for k, v in names.items()}
+
+
+@require_GET
+@identity_required
+def people_export(request):
+    """The people of the list's filters, as a streamed CSV, with your labels and notes."""
+    form = PeopleFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return _refused_export(request, form, reverse("leads:people"))
+    data = form.cleaned_data if form.is_bound else {}
+    people = _people(data).annotate(
+        conversation_count=_count_of(Conversation, "counterpart_account"),
+        lead_count=_count_of(LeadPost, "author_account"),
+    ).values("pk", "external_username", "remote_status", "contact_state", "engagement_state", "first_contacted_at",
+             "conversation_count", "lead_count")
+    person_url = reverse("leads:person", args=[0]).removesuffix("0/")
+    base = request.build_absolute_uri(person_url)
+    header = ["account_id", "username", "status", "contact", "engagement", "first_contacted", "labels", "notes",
+              "conversations", "leads", "url"]
+
+    def rows():
+        for batch in batches(people):
+            ids = [a["pk"] for a in batch]
+            tags = _labels_by_account(ids)
+            notes = defaultdict(list)
+            for account_id, body in (AccountNote.objects.filter(account_id__in=ids).order_by("created_at", "pk")
+                                     .values_list("account_id", "body")):
+                notes[account_id].append(body)
+            for a in batch:
+                yield [a["pk"], a["external_username"], a["remote_status"], a["contact_state"],
+                       a["engagement_state"], a["first_contacted_at"], tags.get(a["pk"], ""),
+                       "\n---\n".join(notes.get(a["pk"], [])), a["conversation_count"], a["lead_count"],
+                       f"{base}{a['pk']}/"]
+
+    return csv_response("people", header, rows())
+
+
+@require_GET
+@identity_required
+def lead_export(request):
+    """The leads of the list's filters (any page), as a streamed CSV."""
+    form = LeadFilterForm(request.GET or {})
+    if not form.is_valid():
+        return _refused_export(request, form, reverse("leads:list"))
+    leads = _filtered(form).values("pk", "title", "author_account_id", "author_account__external_username",
+                                   "source_location", "post_created_at", "status", "score", "score_reasons_json",
+                                   "post_url")
+    header = ["lead_id", "title", "author", "location", "posted", "status", "score", "top_reason", "author_labels",
+              "post_url"]
+
+    def rows():
+        for batch in batches(leads):
+            tags = _labels_by_account({lead["author_account_id"] for lead in batch if lead["author_account_id"]})
+            for lead in batch:
+                reasons = lead["score_reasons_json"] if isinstance(lead["score_reasons_json"], list) else []
+                yield [lead["pk"], lead["title"], lead["author_account__external_username"] or "",
+                       lead["source_location"], lead["post_created_at"], lead["status"], lead["score"],
+                       reasons[0] if reasons else "", tags.get(lead["author_account_id"], ""), lead["post_url"]]
+
+    return csv_response("leads", header, rows())

@@ -301,6 +301,12 @@ AUTO_SCORE_DELAY_SECONDS = _int("AUTO_SCORE_DELAY_SECONDS", 30, allow_zero=True)
 PROVIDER_RATE_QPM_DEFAULT = _int("PROVIDER_RATE_QPM_DEFAULT", 100, allow_zero=True)
 PROVIDER_RATE_CONCURRENCY_DEFAULT = _int("PROVIDER_RATE_CONCURRENCY_DEFAULT", 4)
 PROVIDER_RATE_BURST_FACTOR = _float("PROVIDER_RATE_BURST_FACTOR", 1.0)
+# Pacing that protects the personas (workflow): first messages to new people per
+# identity and calendar day (TIME_ZONE), stricter while the account is young.  An
+# identity's own cap (identity page) replaces both.  Replies are never capped.
+PACING_FIRST_MESSAGES_PER_DAY = _int("PACING_FIRST_MESSAGES_PER_DAY", 10, allow_zero=True)
+PACING_NEW_ACCOUNT_FIRST_MESSAGES_PER_DAY = _int("PACING_NEW_ACCOUNT_FIRST_MESSAGES_PER_DAY", 3, allow_zero=True)
+PACING_NEW_ACCOUNT_DAYS = _int("PACING_NEW_ACCOUNT_DAYS", 30, allow_zero=True)
 # Provider-specific settings (PROVIDER_<NAME>_*) are copied as strings; each
 # provider package parses and validates its own, so this module names none.
 for _key, _value in os.environ.items():

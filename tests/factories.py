@@ -144,3 +144,25 @@ class ProviderCredentialFactory(DjangoModelFactory):
         obj.secret_encrypted = crypto.encrypt(value or "factory-refresh-token", context=obj.context)
         if create:
             obj.save(update_fields=["secret_encrypted"])
+class LabelFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.Label"
+
+    name = factory.Sequence(lambda n: f"label {n}")
+    key = factory.LazyAttribute(lambda o: o.name.lower())
+
+
+class AccountNoteFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.AccountNote"
+
+    account = factory.SubFactory(ExternalAccountFactory)
+    body = factory.Faker("sentence")
+
+
+class SavedReplyFactory(DjangoModelFactory):
+    class Meta:
+        model = "inbox.SavedReply"
+
+    title = factory.Sequence(lambda n: f"Saved reply {n}")
+    body = "Hi {name}, nice to meet you."

@@ -8,7 +8,9 @@ updated).  The message is stored without a remote id, and the inbox store links
 it to the real one when a later sync or import brings it in.
 
 Order of things: validate -> claim the idempotency key (a repeat returns the
-first result, never sends twice) -> do-not-contact check -> provider call with
+first result, never sends twice) -> do-not-contact check -> pacing (the daily
+cap of first messages, the provider's cooldown: `pacing.check_send_allowed`;
+a "doing that too much" answer starts the cooldown) -> provider call with
 the conversation's identity -> store the message at once with its remote id ->
 contact state -> audit row.  Every attempt, sent or not, leaves an audit row.
 """
@@ -37,12 +39,14 @@ from rediska.providers.errors import (
     ProviderError,
     RateLimitedError,
     RecipientRefusedError,
+    SendCooldownError,
     TransientError,
 )
 
 from ..accounts import mark_contacted, upsert_accounts
 from ..errors import SendError
-from ..models import Conversation, Message, SendAttempt
+from ..models import Conversation, ExternalAccount, Message, SendAttempt
+from . import pacing
 from .ingest import MAX_SUBJECT, PENDING_PREFIX, PLACEHOLDERS
 
 log = logging.getLogger(__name__)
@@ -57,9 +61,11 @@ def new_idempotency_key() -> str:
 
 
 def _error_code(exc: Exception) -> str:
+    if isinstance(exc, SendError):
+        return exc.code
     for cls, code in ((DoNotContactError, "dnc"), (RecipientRefusedError, "recipient_refused"),
-                      (RateLimitedError, "rate_limited"), (AuthError, "auth"), (TransientError, "unreachable"),
-                      (NotFoundError, "not_found")):
+                      (SendCooldownError, "cooldown"), (RateLimitedError, "rate_limited"), (AuthError, "auth"),
+                      (TransientError, "unreachable"), (NotFoundError, "not_found")):
         if isinstance(exc, cls):
             return code
     return "refused"
@@ -109,7 +115,9 @@ def _claim(key: str, identity, conversation, to: str, subject: str, body: str):
             # Trying again after a failure is a new try of the same click.
             attempt.status, attempt.body_text, attempt.subject = SendAttempt.Status.PENDING, body, subject or None
             attempt.error_code = attempt.error_message = None
-            attempt.save(update_fields=["status", "body_text", "subject", "error_code", "error_message", "updated_at"])
+            attempt.is_first_message = False  # counted again by the pacing gate of this try
+            attempt.save(update_fields=["status", "body_text", "subject", "error_code", "error_message",
+                                        "is_first_message", "updated_at"])
             return attempt, None
     return attempt, _outcome(attempt)
 
@@ -168,10 +176,19 @@ def send_manual(
 
     try:
         check_can_contact(identity.provider_id, to)  # before anything reaches the provider
+        _check_pacing(identity, attempt, conversation, to)
         sent = session_for(identity).send_message(to=to, subject=subject, body=body, reply_to_external_id=reply_to)
-    except (DoNotContactError, ProviderError) as exc:
+    except SendError as exc:
         _failed(attempt, identity, request, exc)
-        raise SendError(exc.user_message, code=_error_code(exc)) from exc
+        raise
+    except (DoNotContactError, ProviderError) as exc:
+        message = exc.user_message
+        if isinstance(exc, SendCooldownError):
+            until = pacing.start_cooldown(identity, exc)
+            message += (f" Nothing is sent from {identity.display_name} until "
+                        f"{timezone.localtime(until):%Y-%m-%d %H:%M}.")
+        _failed(attempt, identity, request, exc)
+        raise SendError(message, code=_error_code(exc)) from exc
     except Exception as exc:
         _failed(attempt, identity, request, exc)
         raise
@@ -198,6 +215,19 @@ def send_manual(
         raise SendError("The message was sent, but could not be stored here yet; it will appear with the next sync.",
                         code="already_sent") from exc
     return message
+
+
+def _check_pacing(identity: Identity, attempt: SendAttempt, conversation: Conversation | None, to: str) -> None:
+    """The pacing gate; a first message is counted (flagged on its attempt) under the identity's row lock,
+    so two first messages sent at once cannot both take the last one of the day."""
+    first = conversation is None and pacing.is_first_message(identity, to)
+    account = conversation.counterpart_account if conversation is not None else (
+        ExternalAccount.objects.filter(provider_id=identity.provider_id, external_username__iexact=to).first())
+    with transaction.atomic():
+        locked = Identity.objects.select_for_update().get(pk=identity.pk)
+        pacing.check_send_allowed(locked, account, is_first_message=first)
+        if first:
+            SendAttempt.objects.filter(pk=attempt.pk).update(is_first_message=True)
 
 
 def _failed(attempt: SendAttempt, identity: Identity, request: dict, exc: Exception) -> None:

@@ -69,3 +69,13 @@ class NotConfiguredError(ProviderError):
     """The provider's settings are missing or invalid (an operator problem, not the identity's)."""
 
     default_message = "This provider is not configured: check its PROVIDER_* settings."
+
+
+class SendCooldownError(RateLimitedError):
+    """The provider refuses this identity's sends for a while ("you are doing that too much").
+
+    Unlike the app-wide request budget of `RateLimitedError`, this is about one
+    account: `retry_after` (seconds) is how long that identity must not send.
+    """
+
+    default_message = "The provider asks this identity to wait before sending again."

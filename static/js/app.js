@@ -17,12 +17,19 @@
         field.value = pressed.value;
         form.appendChild(field);
       }
-      form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = true; });
+      // Only buttons enabled now are marked: one the server rendered disabled stays disabled.
+      form.querySelectorAll("button[type=submit]:not([disabled])").forEach(function (b) {
+        b.disabled = true;
+        b.setAttribute("data-once-disabled", "");
+      });
     }
   });
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt.closest && event.detail.elt.closest("form[data-once]");
-    if (form) form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = false; });
+    if (form) form.querySelectorAll("button[data-once-disabled]").forEach(function (b) {
+      b.disabled = false;
+      b.removeAttribute("data-once-disabled");
+    });
   });
   // Keyboard shortcuts on lists marked data-keys: j/k move, Enter opens.
   document.addEventListener("keydown", function (event) {

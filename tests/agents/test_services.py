@@ -543,3 +543,21 @@ def test_a_reply_draft_is_sent_in_its_conversation_as_its_identity(fake_llm, fak
     assert message.conversation == conversation and message.identity == alice
     draft.refresh_from_db()
     assert draft.status == "sent" and draft.sent_message == message
+
+
+def test_the_users_notes_on_the_person_enter_the_draft_fenced_as_the_users_own(fake_llm):
+    from inbox.services.labels import add_note
+
+    identity = IdentityFactory()
+    lead = LeadPostFactory(body_text="Anyone up for Scafell Pike?")
+    add_note(lead.author_account, "Met at the Keswick meetup; prefers mornings.")
+    fake_llm.reply_json({"subject": "Scafell Pike", "body": "Hi!"})
+
+    draft = services.draft_intro(lead, identity)
+
+    prompt = user_prompt(fake_llm)
+    notes = re.search(r"<<<(NOTES-[0-9a-f]{10}) the user's private notes>>>\n(.*?)\n<<<END \1>>>", prompt, re.S)
+    assert notes and notes.group(2) == "Met at the Keswick meetup; prefers mornings."
+    assert all("prefers mornings" not in body for _, _, body in fenced_blocks(prompt))  # not provider data
+    assert "private notes" in system_prompt(fake_llm)
+    assert draft.model_info_json["prompt_version"] == prompts.DRAFT_INTRO_VERSION == "draft_intro/v2"

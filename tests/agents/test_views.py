@@ -559,3 +559,44 @@ def test_recorded_model_calls_are_reachable_from_the_main_navigation(auth_client
     html = auth_client.get(reverse("jobs")).content.decode()
 
     assert f'href="{reverse("agents:calls")}"' in html
+
+
+# --- pacing and saved replies on the draft page --------------------------------------------
+
+
+def test_the_draft_page_shows_what_is_left_today_and_offers_the_saved_replies(auth_client, carol_intro, settings):
+    settings.PACING_NEW_ACCOUNT_FIRST_MESSAGES_PER_DAY = 2
+    page = auth_client.get(reverse("agents:draft_detail", args=[carol_intro.pk])).content.decode()
+    assert "2 of 2 first messages to new people left today" in page
+    assert f"{reverse('inbox:saved_reply_picker')}?account={carol_intro.account_id}" in page
+    assert f"post={carol_intro.lead_post_id}" in page and "target=draft-body" in page
+
+
+def test_a_draft_over_the_daily_cap_is_not_sent_and_says_why(auth_client, carol_intro, fake_reddit, settings):
+    settings.PACING_NEW_ACCOUNT_FIRST_MESSAGES_PER_DAY = 0
+    url = reverse("agents:draft_detail", args=[carol_intro.pk])
+    assert "Sending waits" not in auth_client.get(url).content.decode()  # the draft page's own words
+    response = auth_client.post(url, {"subject": "Walk?", "body": "Hi", "action": "send"})
+    assert response.status_code == 409 and "Replies in existing conversations are not capped" in \
+        response.content.decode()
+    assert fake_reddit.sent == []
+
+
+def test_a_cooling_down_identity_shows_it_on_the_draft_page(auth_client, carol_intro):
+    from datetime import UTC, datetime, timedelta
+
+    from identities.models import Identity
+
+    Identity.objects.filter(pk=carol_intro.identity_id).update(
+        send_cooldown_until=datetime.now(UTC) + timedelta(minutes=7), send_cooldown_reason="Reddit says: slow down")
+    page = auth_client.get(reverse("agents:draft_detail", args=[carol_intro.pk])).content.decode()
+    assert "nothing can be sent until" in page and "slow down" in page
+
+
+def test_a_draft_that_still_has_a_placeholder_is_not_sent(auth_client, carol_intro, fake_reddit):
+    url = reverse("agents:draft_detail", args=[carol_intro.pk])
+    response = auth_client.post(url, {"subject": "Walk?", "body": "Hi {name}!", "action": "send"})
+    assert response.status_code == 400 and "still contains {name}" in response.content.decode()
+    assert fake_reddit.sent == []
+    saved = auth_client.post(url, {"subject": "Walk?", "body": "Hi {name}!", "action": "save"})
+    assert saved.status_code == 302  # saving keeps it for later

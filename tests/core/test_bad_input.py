@@ -59,6 +59,9 @@ OBJECT_OF = {
     "leads:watch_delete": "watch",
     "agents:draft_detail": "draft", "agents:draft_discard": "draft", "agents:draft_regenerate": "draft",
     "agents:snapshot_detail": "snapshot", "agents:call_detail": "call",
+    "inbox:conversation_label_add": "conversation", "inbox:conversation_label_remove": "conversation",
+    "label_id": "label", "inbox:note_delete": "note", "inbox:saved_reply_edit": "saved_reply",
+    "inbox:saved_reply_delete": "saved_reply", "inbox:saved_reply_fill": "saved_reply",
     "identity_id": "identity", "account_id": "account", "lead_post_id": "lead", "conversation_id": "conversation",
 }
 MISSING_IDS = ("0", "99999999999999999999999")
@@ -72,6 +75,7 @@ KEYS = (
     "display_name", "system_prompt", "tone", "style", "username", "password", "query", "interval_minutes",
     "limit", "enabled", "provider_id", "is_active", "is_default", "feed_link",
     "days", "until_reply", "unread", "confirm", "auto_score",
+    "name", "title", "label", "first_messages_per_day", "conversation", "account", "post", "target",
 )
 LONG = "x" * 10_000
 HUGE = str(10**30)
@@ -187,7 +191,7 @@ def world(auth_client, identity):
     """One active identity with a realistic data set around it."""
     from agents.models import Draft, LLMCall
     from identities.models import DoNotContact
-    from inbox.models import Attachment
+    from inbox.models import Attachment, SavedReply
     from leads.models import Watch, WatchHit
 
     provider = identity.provider
@@ -211,8 +215,15 @@ def world(auth_client, identity):
     dnc = DoNotContact.objects.create(provider=provider, external_username="blocked_one", reason="asked")
     attachment = Attachment.objects.create(message=message, storage_key="ab/missing.png", sha256="0" * 64,
                                            mime_type="image/png", size_bytes=10)
+    from inbox.services import labels
+
+    label = labels.add_conversation_label(conversation, "warm")
+    labels.add_account_label(account, "warm")
+    note = labels.add_note(account, "met at the meetup")
+    saved_reply = SavedReply.objects.create(title="Hi", body="Hi {name}")
     return {"identity": identity, "conversation": conversation, "lead": lead, "account": account, "watch": watch,
-            "snapshot": snapshot, "job": job, "call": call, "draft": draft, "dnc": dnc, "attachment": attachment}
+            "snapshot": snapshot, "job": job, "call": call, "draft": draft, "dnc": dnc, "attachment": attachment,
+            "label": label, "note": note, "saved_reply": saved_reply}
 
 
 def _fill(name: str, route: str, objects: dict | None, missing: str) -> str:
@@ -330,7 +341,7 @@ def sparse_world(auth_client, identity):
     """Objects in their emptiest real states: every nullable field empty, finished or refused."""
     from agents.models import Draft, LLMCall
     from identities.models import DoNotContact
-    from inbox.models import Attachment
+    from inbox.models import AccountNote, Attachment, Label, SavedReply
     from leads.models import Watch
     from tests.factories import ExternalAccountFactory, IdentityFactory
 
@@ -356,6 +367,10 @@ def sparse_world(auth_client, identity):
         "dnc": DoNotContact.objects.create(provider=provider, external_username="quiet_one", reason=None),
         "attachment": Attachment.objects.create(message=message, storage_key="ab/gone.jpg", sha256="1" * 64,
                                                 mime_type="image/jpeg", size_bytes=0, deleted_at=datetime.now(UTC)),
+        # A label nothing carries, a one-character note, a saved reply whose placeholder has no value.
+        "label": Label.objects.create(name="unused", key="unused"),
+        "note": AccountNote.objects.create(account=account, body="x"),
+        "saved_reply": SavedReply.objects.create(title="t", body="{post_title}"),
     }
 
 

@@ -53,6 +53,7 @@ Control API (all methods are thread-safe; names are case-insensitive like Reddit
     fake.inject(r"^/message/", status=429|401|403|404|500, headers={...}, body=None, count=1)
     fake.slow(r"^/api/v1/me", seconds=2.0, count=None)
     fake.rate_limit(limit=1000, window=600)   # X-Ratelimit-* budget per client id; 429 beyond
+    fake.doing_that_too_much(minutes=9)        # next compose/reply answers RATELIMIT (HTTP 200, as Reddit)
 
     fake.requests -> list[FakeRequest]   # every request: method, path, query, form, headers, username
 
@@ -520,6 +521,12 @@ class FakeReddit(LocalHTTPServer):
         """The next `count` requests whose path matches get `status` (None count: forever)."""
         with self._lock:
             self._rules.append(_Rule(re.compile(path_regex), status=status, headers=headers, body=body, count=count))
+
+    def doing_that_too_much(self, minutes: int = 9, *, message: str | None = None, count: int | None = 1):
+        """Sends answer Reddit's per-account RATELIMIT error (in the JSON body of a 200, as recorded)."""
+        text = message or f"you are doing that too much. try again in {minutes} minutes."
+        self.inject(r"^/api/(compose|comment)$", status=200, count=count,
+                    body={"json": {"errors": [["RATELIMIT", text, "ratelimit"]]}})
 
     def slow(self, path_regex: str, seconds: float, *, count: int | None = None):
         with self._lock:

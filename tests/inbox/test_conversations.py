@@ -92,9 +92,9 @@ def test_needs_reply_means_the_last_message_came_in_from_a_person(db):
     assert gone.pk not in ids({"needs_reply": True})
 
 
-def test_a_deep_page_is_cut_on_the_conversations_alone_in_three_queries(db, django_assert_num_queries):
+def test_a_deep_page_is_cut_on_the_conversations_alone_in_four_queries(db, django_assert_num_queries):
     made = [conversation_with("in", at=T0 - timedelta(minutes=n)).pk for n in range(30)]
-    with django_assert_num_queries(3):  # count, the page's ids, the page's rows with what they show
+    with django_assert_num_queries(4):  # count, the page's ids, the page's rows with what they show, their labels
         page = conversation_page({}, 2, 10)
         rows = list(page)
         assert all(r.counterpart_account.external_username and r.last_message.direction and r.snippet for r in rows)

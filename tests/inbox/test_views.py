@@ -86,10 +86,10 @@ def test_bad_filters_get_a_clear_message(auth_client, identity):
 
 def test_the_list_takes_a_constant_number_of_queries(auth_client, identity, django_assert_max_num_queries):
     make_conversations(identity, 3)
-    with django_assert_max_num_queries(10) as few:
+    with django_assert_max_num_queries(12) as few:
         assert auth_client.get(reverse("inbox:list")).status_code == 200
     make_conversations(identity, 50)
-    with django_assert_max_num_queries(10) as many:
+    with django_assert_max_num_queries(12) as many:
         assert auth_client.get(reverse("inbox:list")).status_code == 200
     assert len(few.captured_queries) == len(many.captured_queries)
 
@@ -139,10 +139,11 @@ def test_a_500_message_conversation_takes_a_constant_number_of_queries(auth_clie
 
     add(0, 5)
     url = reverse("inbox:conversation", args=[conversation.pk])
-    with django_assert_max_num_queries(10) as few:
+    # (6 of them are the labels, notes, saved replies and pacing of the reply box)
+    with django_assert_max_num_queries(16) as few:
         auth_client.get(url)
     add(5, 495)
-    with django_assert_max_num_queries(10) as many:
+    with django_assert_max_num_queries(16) as many:
         response = auth_client.get(url)
     assert len(few.captured_queries) == len(many.captured_queries)
     assert response.content.decode().count('class="message ') == 500

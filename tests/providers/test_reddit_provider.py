@@ -461,3 +461,26 @@ def test_every_retired_listing_is_a_distinct_error_not_not_found(fake_reddit, me
 def test_a_redirect_elsewhere_is_still_not_found(fake_reddit, me):
     with pytest.raises(NotFoundError):
         me.list_posts("nosuchcommunity")
+# --- "you are doing that too much" ----------------------------------------------
+def test_a_ratelimit_answer_to_a_send_is_a_cooldown_for_the_identity_with_its_wait(fake_reddit, me):
+    from rediska.providers.errors import SendCooldownError
+
+    fake_reddit.add_user("bob")
+    fake_reddit.doing_that_too_much(minutes=9)
+    with pytest.raises(SendCooldownError) as caught:
+        me.send_message(to="bob", subject="hi", body="hello")
+    assert caught.value.retry_after == 9 * 60
+    assert "doing that too much" in caught.value.user_message
+    assert fake_reddit.sent == []
+
+
+@pytest.mark.parametrize(("words", "seconds"), [
+    ("you are doing that too much. try again in 1 minute.", 60),
+    ("Looks like you've been doing that a lot. Take a break for 30 seconds before trying again.", 30),
+    ("you are doing that too much. try again in 2 hours.", 7200),
+    ("you are doing that too much.", 600),
+])
+def test_the_cooldown_wait_is_read_from_reddits_words(words, seconds):
+    from rediska.providers.reddit.client import api_error
+
+    assert api_error([["RATELIMIT", words, "ratelimit"]]).retry_after == seconds

@@ -119,3 +119,9 @@ def test_search_by_meaning_end_to_end_through_the_fake_embeddings_server(auth_cl
     html = auth_client.get(URL, {"q": "trekking companion"}).content.decode()
     assert "hiking buddy" in html and "old car" not in html.split("hiking buddy")[0]
     assert 'title="Found by meaning (embeddings)"' in html
+
+
+def test_an_empty_index_without_a_query_says_what_fills_it(auth_client):
+    services.upsert_content("message", [])  # the index exists, with nothing in it
+    html = auth_client.get(URL).content.decode()
+    assert "Nothing indexed yet" in html and "/leads/watches/" in html and 'href="/identities"' in html

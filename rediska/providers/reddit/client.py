@@ -13,6 +13,7 @@ becomes `RateLimitedError(retry_after)` for the job ledger).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 import praw
@@ -32,11 +33,17 @@ from ..errors import (
     ProviderError,
     RateLimitedError,
     RecipientRefusedError,
+    SendCooldownError,
     TransientError,
 )
 from .config import Config
 
 RATELIMIT_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
+# "you are doing that too much. try again in 9 minutes." / "Take a break for 30 seconds before trying again."
+COOLDOWN_WAIT = re.compile(r"(\d+)\s*(milliseconds?|ms|seconds?|minutes?|hours?)\b", re.IGNORECASE)
+COOLDOWN_UNITS = {"ms": 0.001, "millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}
+# When Reddit's words give no duration, wait this long rather than try again at once.
+COOLDOWN_DEFAULT_SECONDS = 10 * 60
 
 
 def _seconds(value) -> float | None:
@@ -199,10 +206,20 @@ def api_error(errors: list, subject: str | None = None) -> ProviderError:
     if code in ("NOT_WHITELISTED_BY_USER_MESSAGE", "USER_BLOCKED_MESSAGE", "USER_MUTED", "BLOCKED"):
         return RecipientRefusedError(f"{name} does not accept private messages from this identity.")
     if code == "RATELIMIT":
-        return RateLimitedError(f"Reddit says: {message}" if message else None)
+        return SendCooldownError(f"Reddit says: {message}" if message else None,
+                                 retry_after=cooldown_seconds(message), status=None)
     if code in ("NO_THING_ID", "DELETED_COMMENT", "DELETED_LINK", "INVALID_THING_ID"):
         return NotFoundError("The message being replied to no longer exists on Reddit.")
     return InvalidRequestError(f"Reddit refused the message: {message or code}.")
+
+
+def cooldown_seconds(message: str | None) -> float:
+    """How long Reddit's RATELIMIT words ask to wait, in seconds (the default when they say no time)."""
+    match = COOLDOWN_WAIT.search(message or "")
+    if match is None:
+        return float(COOLDOWN_DEFAULT_SECONDS)
+    unit = match.group(2).lower().rstrip("s") if match.group(2).lower() != "ms" else "ms"
+    return max(1.0, int(match.group(1)) * COOLDOWN_UNITS.get(unit, 60))
 
 
 def raise_json_errors(payload, subject: str | None = None) -> None:
