@@ -36,7 +36,7 @@ EMBED_BATCH = 64
 # (the FLOOR_QUANTILE of FLOOR_SAMPLE random documents' pairwise cosines) to count.
 FLOOR_SAMPLE = 400
 FLOOR_QUANTILE = 0.99
-FLOOR_MIN_DOCUMENTS = 8  # fewer vectors than this say nothing about the model: no floor yet
+FLOOR_MIN_DOCUMENTS = 4  # fewer vectors than this say nothing about the model: no floor yet
 FLOOR_REFRESH_GROWTH = 1.25  # recomputed when the index has grown by a quarter since
 TYPE_LABELS = {
     "message": "Messages",
@@ -337,14 +337,17 @@ def fuse(keyword_hits: list[Hit], vector_hits: list[Hit], query_terms: list[str]
     return hits
 
 
-def _group(hits: list[Hit], query_terms: list[str]) -> list[Group]:
+def describe(hits: list[Hit], query_terms: list[str]) -> list[Result]:
+    """Hits as results to show: title, snippet and the page each opens (one query for the names)."""
     names = _account_names(hits)
+    return [Result(h.document, _title(h.document, names), snippet(h.document.text, query_terms), _url(h.document),
+                   h.sources) for h in hits]
+
+
+def _group(hits: list[Hit], query_terms: list[str]) -> list[Group]:
     grouped: dict[str, list[Result]] = {t: [] for t in DOC_TYPES}
-    for hit in hits:
-        doc = hit.document
-        grouped.setdefault(doc.doc_type, []).append(
-            Result(doc, _title(doc, names), snippet(doc.text, query_terms), _url(doc), hit.sources)
-        )
+    for result in describe(hits, query_terms):
+        grouped.setdefault(result.document.doc_type, []).append(result)
     return [Group(t, TYPE_LABELS.get(t, t), results) for t, results in grouped.items() if results]
 
 

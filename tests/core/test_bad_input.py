@@ -54,6 +54,7 @@ OBJECT_OF = {
     "leads:watch_delete": "watch",
     "agents:draft_detail": "draft", "agents:draft_discard": "draft", "agents:draft_regenerate": "draft",
     "agents:snapshot_detail": "snapshot", "agents:call_detail": "call",
+    "search:answer": "question",
     "identity_id": "identity", "account_id": "account", "lead_post_id": "lead", "conversation_id": "conversation",
 }
 MISSING_IDS = ("0", "99999999999999999999999")
@@ -206,7 +207,15 @@ def world(auth_client, identity):
     attachment = Attachment.objects.create(message=message, storage_key="ab/missing.png", sha256="0" * 64,
                                            mime_type="image/png", size_bytes=10)
     return {"identity": identity, "conversation": conversation, "lead": lead, "account": account, "watch": watch,
-            "snapshot": snapshot, "job": job, "call": call, "draft": draft, "dnc": dnc, "attachment": attachment}
+            "snapshot": snapshot, "job": job, "call": call, "draft": draft, "dnc": dnc, "attachment": attachment,
+            "question": _archive_question()}
+
+
+def _archive_question():
+    from search.models import ArchiveQuestion
+
+    return ArchiveQuestion.objects.create(question="who lent me a tent?", status="answered", answer_text="A friend [1].",
+                                          citations_json=[{"n": 1, "doc_id": "message:1", "title": "t", "url": None}])
 
 
 def _fill(name: str, route: str, objects: dict | None, missing: str) -> str:
@@ -350,7 +359,14 @@ def sparse_world(auth_client, identity):
         "dnc": DoNotContact.objects.create(provider=provider, external_username="quiet_one", reason=None),
         "attachment": Attachment.objects.create(message=message, storage_key="ab/gone.jpg", sha256="1" * 64,
                                                 mime_type="image/jpeg", size_bytes=0, deleted_at=datetime.now(UTC)),
+        "question": _empty_archive_question(),
     }
+
+
+def _empty_archive_question():
+    from search.models import ArchiveQuestion
+
+    return ArchiveQuestion.objects.create(question="", status="failed", error=None, answer_text=None)
 
 
 def test_objects_in_their_emptiest_states_are_never_a_500(auth_client, sparse_world):

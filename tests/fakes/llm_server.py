@@ -147,7 +147,8 @@ class FakeLLM(LocalHTTPServer):
         with self._lock:
             if not self._script:
                 return None
-            if embeddings and self._script[0][0] == "content":
+            step = self._script[0]
+            if embeddings and (step[0] == "content" or (step[0] == "slow" and step[2] is not None)):
                 return None  # a scripted completion waits for its chat request (indexing runs alongside)
             return self._script.popleft()
 
