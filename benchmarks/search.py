@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search.backends.base import Document, Filters  # noqa: E402
 from search.backends.embedded import EmbeddedBackend  # noqa: E402
-from search.fusion import reciprocal_rank_fusion  # noqa: E402
-from search.text import content_hash, terms  # noqa: E402
+from search.fusion import fusion_weights, reciprocal_rank_fusion, similarity_floor  # noqa: E402
+from search.text import content_hash, keyword_terms, terms  # noqa: E402
 
 TYPES = [  # (doc_type, share, min words, max words)
     ("message", 0.55, 4, 90),
@@ -132,6 +132,9 @@ def main() -> None:
         t = time.perf_counter()
         backend.vector(vectors[0], Filters(), 25)  # loads the vector cache once per process
         print(f"vector cache load (once per process): {(time.perf_counter() - t) * 1000:,.0f} ms")
+        t = time.perf_counter()
+        floor = similarity_floor(backend.sample_embeddings(400))  # what reindex and growth recompute
+        print(f"similarity floor from 400 random documents: {floor:.3f} in {(time.perf_counter() - t) * 1000:,.0f} ms")
 
         def timed(fn):
             samples = []
@@ -142,15 +145,20 @@ def main() -> None:
             return samples
 
         def bm25(q, v, filters=Filters()):
-            return backend.keyword(terms(q), filters, 25)
+            return backend.keyword(keyword_terms(terms(q)), filters, 25)
 
         def vector(q, v, filters=Filters()):
             return backend.vector(v, filters, 25)
 
         def hybrid(q, v, filters=Filters()):
-            k = backend.keyword(terms(q), filters, 100)
+            # As search.services does: meaningful words to BM25, vectors above the floor
+            # (0 here: random query vectors would all fall below a real floor), weighted RRF.
+            query_terms = terms(q)
+            k = backend.keyword(keyword_terms(query_terms), filters, 100)
             n = backend.vector(v, filters, 100)
-            return reciprocal_rank_fusion([[h.document.doc_id for h in k], [h.document.doc_id for h in n]], size=25)
+            weights = fusion_weights(k, n, query_terms, 0.0)
+            return reciprocal_rank_fusion([[h.document.doc_id for h in k], [h.document.doc_id for h in n]],
+                                          weights=weights, size=25)
 
         one_identity = Filters(identity_id="2")
         rows = [

@@ -25,8 +25,9 @@ from rediska.llm import LLMError, count_tokens, inference_client, inference_conf
 
 from .backends import get_backend
 from .backends.base import Filters, Hit, SearchError
+from .fusion import fusion_weights
 from .models import ArchiveQuestion
-from .services import describe, fuse, fusion_weights, hybrid_rankings
+from .services import describe, fuse, hybrid_rankings
 from .text import keyword_terms, terms
 
 ASK_VERSION = "ask_archive/v1"

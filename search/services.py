@@ -26,17 +26,12 @@ from rediska.llm import LLMError, LLMNotConfigured, embeddings_client
 from . import documents
 from .backends import get_backend
 from .backends.base import DOC_TYPES, Document, Filters, Hit, IndexMeta, SearchBackend, SearchError
-from .fusion import reciprocal_rank_fusion
-from .text import embedding_input, keyword_terms, snippet, term_coverage, terms
+from .fusion import FLOOR_MIN_DOCUMENTS, fusion_weights, reciprocal_rank_fusion, similarity_floor
+from .text import embedding_input, keyword_terms, snippet, terms
 
 FUSION_DEPTH = 100  # each ranking contributes its top 100 to the fusion
 EMBED_BATCH = 64
-# The similarity floor: cosines between documents picked at random are, in an archive of
-# many topics, mostly those of unrelated texts.  A vector hit must beat nearly all of them
-# (the FLOOR_QUANTILE of FLOOR_SAMPLE random documents' pairwise cosines) to count.
-FLOOR_SAMPLE = 400
-FLOOR_QUANTILE = 0.99
-FLOOR_MIN_DOCUMENTS = 4  # fewer vectors than this say nothing about the model: no floor yet
+FLOOR_SAMPLE = 400  # random documents whose pairwise cosines give the similarity floor
 FLOOR_REFRESH_GROWTH = 1.25  # recomputed when the index has grown by a quarter since
 TYPE_LABELS = {
     "message": "Messages",
@@ -126,21 +121,6 @@ def _floor_is_stale(meta: IndexMeta) -> bool:
     if meta.similarity_floor is None:
         return meta.documents >= FLOOR_MIN_DOCUMENTS
     return meta.documents >= meta.floor_documents * FLOOR_REFRESH_GROWTH
-
-
-def similarity_floor(vectors: list[list[float]]) -> float | None:
-    """The FLOOR_QUANTILE of the cosines between distinct pairs of these vectors."""
-    import numpy as np
-
-    if len(vectors) < FLOOR_MIN_DOCUMENTS:
-        return None
-    matrix = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix = matrix[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
-    if len(matrix) < FLOOR_MIN_DOCUMENTS:
-        return None
-    cosines = (matrix @ matrix.T)[np.triu_indices(len(matrix), k=1)]
-    return float(np.quantile(cosines, FLOOR_QUANTILE))
 
 
 def update_similarity_floor(backend: SearchBackend | None = None) -> float | None:
@@ -296,25 +276,6 @@ def _vector_hits(backend: SearchBackend, meta: IndexMeta, query: str, filters: F
         notices.append(f"Search by meaning is unavailable ({exc.user_message}); showing keyword matches only.")
         return []
     return backend.vector(vector, filters, FUSION_DEPTH, floor)
-
-
-def fusion_weights(keyword_hits: list[Hit], vector_hits: list[Hit], query_terms: list[str],
-                   floor: float) -> tuple[dict[str, float], dict[str, float]]:
-    """How sure each ranking is of each of its hits (0..1), for the weighted RRF.
-
-    Keyword: the share of the query's meaningful words the document holds, so a
-    message matching one incidental word of a paraphrase weighs little.  Vector: how
-    far the cosine rises from the similarity floor towards the best hit's, so hits
-    barely above chance weigh little and a clear winner keeps its lead.
-    """
-    meaningful = keyword_terms(query_terms)
-    keyword = {h.document.doc_id: term_coverage(h.document.text, meaningful) for h in keyword_hits}
-    vector: dict[str, float] = {}
-    if vector_hits:
-        top = max(h.score for h in vector_hits)
-        span = max(top - floor, 1e-6)
-        vector = {h.document.doc_id: max(0.0, min(1.0, (h.score - floor) / span)) for h in vector_hits}
-    return keyword, vector
 
 
 def fuse(keyword_hits: list[Hit], vector_hits: list[Hit], query_terms: list[str], floor: float,

@@ -86,15 +86,20 @@ def term_coverage(text: str, query_terms: list[str]) -> float:
     """
     if not query_terms:
         return 0.0
-    stems = {_stem(m.group(0)) for m in _WORD.finditer(text)}
+    folded = text.casefold() if text.isascii() else _fold(text)
     total = found = 0.0
     for term in query_terms:
         weight = float(min(len(term), 12))
         total += weight
         if _CJK.match(term):
             found += weight if term in text else 0.0
-        elif _stem(term) in stems:
-            found += weight
+            continue
+        # A word's stem is a prefix of the word: only words starting with it can match.
+        stem = _stem(term)
+        for m in re.finditer(r"(?<![^\W_])" + re.escape(stem) + r"[^\W_]*", folded):
+            if _stem(m.group(0)) == stem:
+                found += weight
+                break
     return found / total if total else 0.0
 
 
