@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from agents.prompts import fence, within_budget
+from rediska import audit
 from rediska.jobs import enqueue
 from rediska.llm import LLMError, count_tokens, inference_client, inference_configured
 
@@ -106,6 +107,8 @@ def request_answer(question: str, filters: Filters) -> ArchiveQuestion:
         asked = ArchiveQuestion.objects.create(question=question, filters_json=filters_to_json(filters))
         asked.job = enqueue("search.ask_archive", asked.pk, queue="agent", dedupe_key=f"ask:{asked.pk}")
         asked.save(update_fields=["job", "updated_at"])
+        audit.record("archive.question_asked", entity=asked, identity_id=filters.identity_id and int(filters.identity_id),
+                     request={"filters": asked.filters_json, "question_chars": len(question)})
     return asked
 
 

@@ -59,6 +59,15 @@ def test_an_answer_cites_the_items_it_used_each_linking_to_it(fake_llm, archive)
     assert "<<<DATA-" in prompt_text(fake_llm) and "lend you my two-person tent" in prompt_text(fake_llm)
 
 
+def test_asking_is_audited_without_the_question_text(fake_llm, archive):
+    from rediska.models import AuditLog
+
+    asked = answers.request_answer("who offered to lend me a tent?", Filters())
+    row = AuditLog.objects.get(action_type="archive.question_asked")
+    assert row.entity_id == asked.pk
+    assert "tent" not in str(row.request_json)
+
+
 def test_every_model_call_is_recorded_with_the_job(fake_llm, archive):
     fake_llm.reply_json({"found": True, "answer": "A tent [1].", "cited": [1]})
 
