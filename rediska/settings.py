@@ -276,6 +276,9 @@ EMBEDDINGS_DIMS = _int("EMBEDDINGS_DIMS", 1024)
 LLM_TIMEOUT_SECONDS = _float("LLM_TIMEOUT_SECONDS", 120.0)
 LLM_MAX_RETRIES = _int("LLM_MAX_RETRIES", 3, allow_zero=True)
 LLM_CONTEXT_TOKENS = _int("LLM_CONTEXT_TOKENS", 6000)
+# Issue 14 (real local models, "Ask your archive"): a reply cut at its token limit is
+# reported, not stored; this raises every operation's own limit (0 = their defaults).
+LLM_MAX_REPLY_TOKENS = _int("LLM_MAX_REPLY_TOKENS", 0, allow_zero=True)
 
 # --- Today: notifications and background scoring (issue 15) ------------------
 # Apprise URLs (ntfy://, mailto://, tgram://, json://…), separated by spaces or

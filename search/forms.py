@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from identities.models import Identity, Provider
 
+from .answers import MAX_QUESTION_CHARS
 from .backends.base import Filters
 from .services import TYPE_LABELS, parse_date_bounds
 
@@ -66,3 +67,25 @@ class SearchForm(forms.Form):
             include_hidden=bool(data.get("include_hidden")),
             include_deleted=bool(data.get("include_deleted")),
         )
+
+
+class AskForm(SearchForm):
+    """A question for "Ask your archive", under the same filters as the search."""
+
+    question = forms.CharField(
+        label="Ask your archive",
+        max_length=MAX_QUESTION_CHARS,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "e.g. Who offered to lend me a tent?"}),
+        error_messages={"required": "Type a question to ask your archive.",
+                        "max_length": f"Keep the question under {MAX_QUESTION_CHARS:,} characters."},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["q"].widget = forms.HiddenInput()
+
+    def clean_question(self):
+        question = self.cleaned_data["question"].strip()
+        if not any(c.isalnum() for c in question):
+            raise forms.ValidationError("Ask with words: the question has no letters or digits.")
+        return question

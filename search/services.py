@@ -26,11 +26,13 @@ from rediska.llm import LLMError, LLMNotConfigured, embeddings_client
 from . import documents
 from .backends import get_backend
 from .backends.base import DOC_TYPES, Document, Filters, Hit, IndexMeta, SearchBackend, SearchError
-from .fusion import reciprocal_rank_fusion
-from .text import embedding_input, snippet, terms
+from .fusion import FLOOR_MIN_DOCUMENTS, fusion_weights, reciprocal_rank_fusion, similarity_floor
+from .text import embedding_input, keyword_terms, snippet, terms
 
 FUSION_DEPTH = 100  # each ranking contributes its top 100 to the fusion
 EMBED_BATCH = 64
+FLOOR_SAMPLE = 400  # random documents whose pairwise cosines give the similarity floor
+FLOOR_REFRESH_GROWTH = 1.25  # recomputed when the index has grown by a quarter since
 TYPE_LABELS = {
     "message": "Messages",
     "lead_post": "Lead posts",
@@ -110,7 +112,32 @@ def generate_embeddings(doc_ids: list[str] | None, *, backend: SearchBackend | N
         batch = pending[start : start + EMBED_BATCH]
         vectors = client.embed([embedding_input(p.text) for p in batch], job_id=job_id)
         stored += backend.set_embeddings(list(zip(batch, vectors)))
+    if stored and _floor_is_stale(backend.meta()):
+        update_similarity_floor(backend)
     return {"embedded": stored, "pending": len(pending)}
+
+
+def _floor_is_stale(meta: IndexMeta) -> bool:
+    if meta.similarity_floor is None:
+        return meta.documents >= FLOOR_MIN_DOCUMENTS
+    return meta.documents >= meta.floor_documents * FLOOR_REFRESH_GROWTH
+
+
+def update_similarity_floor(backend: SearchBackend | None = None) -> float | None:
+    """Derive the similarity floor from the index's own vectors and record it with the index."""
+    backend = backend or get_backend()
+    documents = backend.meta().documents
+    floor = similarity_floor(backend.sample_embeddings(FLOOR_SAMPLE))
+    if floor is not None:
+        backend.set_similarity_floor(floor, documents=documents)
+    return floor
+
+
+def min_similarity(meta: IndexMeta) -> float:
+    """SEARCH_MIN_SIMILARITY when set (an override), else the floor derived from the index."""
+    if settings.SEARCH_MIN_SIMILARITY:
+        return float(settings.SEARCH_MIN_SIMILARITY)
+    return meta.similarity_floor or 0.0
 
 
 def reindex(*, backend: SearchBackend | None = None, kinds: tuple[str, ...] = documents.KINDS, batch: int = 1000,
@@ -165,6 +192,7 @@ def _fill(target: SearchBackend, kinds, model: str, batch: int, progress) -> dic
                 progress(done["embedded"])
             if done["pending"] < batch or done["embedded"] == 0:
                 break
+        update_similarity_floor(target)  # from the rebuilt index's vectors, before searches see it
     return {"documents": counts, "embedded": embedded}
 
 
@@ -213,11 +241,8 @@ def search_content(query: str, filters: Filters, *, size: int = 25, backend: Sea
             result.recent = True
             hits = backend.recent(filters, size)
         else:
-            rankings = [backend.keyword(query_terms, filters, FUSION_DEPTH)]
-            vector_hits = _vector_hits(backend, query, filters, result.notices)
-            if vector_hits:
-                rankings.append(vector_hits)
-            hits = _fuse(rankings, size)
+            keyword_hits, vector_hits, floor = hybrid_rankings(backend, query, query_terms, filters, result.notices)
+            hits = fuse(keyword_hits, vector_hits, query_terms, floor, size)
     except SearchError as exc:
         result.error = exc.user_message
         return result
@@ -226,10 +251,20 @@ def search_content(query: str, filters: Filters, *, size: int = 25, backend: Sea
     return result
 
 
-def _vector_hits(backend: SearchBackend, query: str, filters: Filters, notices: list[str]) -> list[Hit]:
+def hybrid_rankings(backend: SearchBackend, query: str, query_terms: list[str], filters: Filters,
+                    notices: list[str]) -> tuple[list[Hit], list[Hit], float]:
+    """(keyword hits, vector hits, similarity floor used) for a query, under the filters."""
+    keyword_hits = backend.keyword(keyword_terms(query_terms), filters, FUSION_DEPTH)
+    meta = backend.meta() if settings.EMBEDDINGS_URL else IndexMeta(exists=False)
+    floor = min_similarity(meta)
+    return keyword_hits, _vector_hits(backend, meta, query, filters, floor, notices), floor
+
+
+def _vector_hits(backend: SearchBackend, meta: IndexMeta, query: str, filters: Filters, floor: float,
+                 notices: list[str]) -> list[Hit]:
     if not settings.EMBEDDINGS_URL:
         return []
-    mismatch = embeddings_mismatch(backend.meta())
+    mismatch = embeddings_mismatch(meta)
     if mismatch:
         notices.append(mismatch)
         return []
@@ -240,16 +275,21 @@ def _vector_hits(backend: SearchBackend, query: str, filters: Filters, notices: 
     except LLMError as exc:
         notices.append(f"Search by meaning is unavailable ({exc.user_message}); showing keyword matches only.")
         return []
-    return backend.vector(vector, filters, FUSION_DEPTH, settings.SEARCH_MIN_SIMILARITY)
+    return backend.vector(vector, filters, FUSION_DEPTH, floor)
 
 
-def _fuse(rankings: list[list[Hit]], size: int) -> list[Hit]:
+def fuse(keyword_hits: list[Hit], vector_hits: list[Hit], query_terms: list[str], floor: float,
+         size: int) -> list[Hit]:
+    """The hybrid ranking: keyword and vector hits fused by confidence-weighted RRF."""
+    rankings = [keyword_hits, vector_hits]
     by_id: dict[str, Hit] = {}
     for ranking in rankings:
         for hit in ranking:
             known = by_id.setdefault(hit.document.doc_id, Hit(hit.document, 0.0, []))
             known.sources += hit.sources
-    fused = reciprocal_rank_fusion([[h.document.doc_id for h in ranking] for ranking in rankings], size=size)
+    weights = fusion_weights(keyword_hits, vector_hits, query_terms, floor)
+    fused = reciprocal_rank_fusion([[h.document.doc_id for h in ranking] for ranking in rankings],
+                                   weights=weights, size=size)
     hits = []
     for doc_id, score in fused:
         hit = by_id[doc_id]
@@ -258,14 +298,17 @@ def _fuse(rankings: list[list[Hit]], size: int) -> list[Hit]:
     return hits
 
 
-def _group(hits: list[Hit], query_terms: list[str]) -> list[Group]:
+def describe(hits: list[Hit], query_terms: list[str]) -> list[Result]:
+    """Hits as results to show: title, snippet and the page each opens (one query for the names)."""
     names = _account_names(hits)
+    return [Result(h.document, _title(h.document, names), snippet(h.document.text, query_terms), _url(h.document),
+                   h.sources) for h in hits]
+
+
+def _group(hits: list[Hit], query_terms: list[str]) -> list[Group]:
     grouped: dict[str, list[Result]] = {t: [] for t in DOC_TYPES}
-    for hit in hits:
-        doc = hit.document
-        grouped.setdefault(doc.doc_type, []).append(
-            Result(doc, _title(doc, names), snippet(doc.text, query_terms), _url(doc), hit.sources)
-        )
+    for result in describe(hits, query_terms):
+        grouped.setdefault(result.document.doc_type, []).append(result)
     return [Group(t, TYPE_LABELS.get(t, t), results) for t, results in grouped.items() if results]
 
 

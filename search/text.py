@@ -52,6 +52,57 @@ def terms(query: str) -> list[str]:
     return found
 
 
+# Words that say nothing about what a text is about.  They match almost every message, so as
+# BM25 terms they only add noise to the fusion (a question's "who", "me", "about" ranked
+# unrelated messages above the one meant).  English, plus the commonest of a few languages
+# the archive is likely to hold.  A query made only of them still searches them.
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any anyone anything are aren as at be because been before
+being below between both but by can could did do does doing don down during each else ever every few for from
+further get got had has have having he her here hers herself him himself his how i if in into is isn it its
+itself just let me more most much must my myself no nor not now of off on once only or other ought our ours
+ourselves out over own please same shall she should so some someone something than that the their theirs
+them themselves then there these they this those through to too under until up upon us very was we were what
+when where which while who whom whose why will with would yes yet you your yours yourself yourselves
+also did didn doesn isn wasn weren won wouldn couldn shouldn ll re ve d s t m
+tell told say said know remember thing things stuff
+der die das und ist nicht ein eine zu mit den von le la les et est un une des du de en que qui el los las y es
+por para con il lo che di e per non
+""".split())
+
+
+def keyword_terms(query_terms: list[str]) -> list[str]:
+    """The terms worth ranking by BM25: stop words dropped, unless nothing else is left."""
+    meaningful = [t for t in query_terms if t.casefold() not in STOP_WORDS]
+    return meaningful or list(query_terms)
+
+
+def term_coverage(text: str, query_terms: list[str]) -> float:
+    """The share of the query's terms found in `text` (0..1), each term weighted by its length.
+
+    What a keyword hit is worth in the fusion: a message holding every word asked for
+    is a strong match, one that shares a single word of a paraphrase is a weak one.
+    Longer words are the rarer, more telling ones.
+    """
+    if not query_terms:
+        return 0.0
+    folded = text.casefold() if text.isascii() else _fold(text)
+    total = found = 0.0
+    for term in query_terms:
+        weight = float(min(len(term), 12))
+        total += weight
+        if _CJK.match(term):
+            found += weight if term in text else 0.0
+            continue
+        # A word's stem is a prefix of the word: only words starting with it can match.
+        stem = _stem(term)
+        for m in re.finditer(r"(?<![^\W_])" + re.escape(stem) + r"[^\W_]*", folded):
+            if _stem(m.group(0)) == stem:
+                found += weight
+                break
+    return found / total if total else 0.0
+
+
 def fts_match(query_terms: list[str]) -> str:
     """An FTS5 MATCH expression that ORs the quoted terms (BM25 ranks docs with more terms first)."""
     quoted = []

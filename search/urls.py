@@ -6,4 +6,6 @@ app_name = "search"
 
 urlpatterns = [
     path("", views.search, name="search"),
+    path("ask", views.ask, name="ask"),
+    path("ask/<int:pk>", views.answer, name="answer"),
 ]

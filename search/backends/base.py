@@ -81,6 +81,10 @@ class IndexMeta:
     embeddings_model: str = ""
     embeddings_dims: int = 0
     documents: int = 0
+    # The cosine below which a vector hit is taken for chance, derived from the index's own
+    # vectors (see `search.services.update_similarity_floor`); None until computed.
+    similarity_floor: float | None = None
+    floor_documents: int = 0  # how many documents the index held when it was computed
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,14 @@ class SearchBackend(abc.ABC):
 
         Documents less similar than `min_similarity` (a raw cosine, -1..1) are left out.
         """
+
+    @abc.abstractmethod
+    def sample_embeddings(self, size: int, *, seed: int = 0) -> list[list[float]]:
+        """Up to `size` stored vectors of documents picked at random (repeatable for a seed)."""
+
+    @abc.abstractmethod
+    def set_similarity_floor(self, floor: float, *, documents: int) -> None:
+        """Record the similarity floor with the index's embeddings model metadata."""
 
     @abc.abstractmethod
     def recent(self, filters: Filters, size: int) -> list[Hit]:

@@ -138,12 +138,41 @@ class ElasticBackend(SearchBackend):
         body = next(iter(mapping.body.values()), {}) if mapping.body else {}
         meta = (body.get("mappings") or {}).get("_meta") or {}
         count = self._call(self.client.count, index=self.index).body.get("count", 0)
+        floor = meta.get("similarity_floor")
         return IndexMeta(
             exists=True,
             embeddings_model=meta.get("embeddings_model", ""),
             embeddings_dims=int(meta.get("embeddings_dims") or 0),
             documents=count,
+            similarity_floor=float(floor) if floor is not None else None,
+            floor_documents=int(meta.get("floor_documents") or 0),
         )
+
+    def set_similarity_floor(self, floor: float, *, documents: int) -> None:
+        # `_meta` is replaced whole by a mapping update: carry the model and dims along.
+        current = self.meta()
+        self._call(
+            self.client.indices.put_mapping,
+            index=self.index,
+            meta={
+                "embeddings_model": current.embeddings_model,
+                "embeddings_dims": current.embeddings_dims,
+                "similarity_floor": float(floor),
+                "floor_documents": documents,
+            },
+        )
+
+    def sample_embeddings(self, size: int, *, seed: int = 0) -> list[list[float]]:
+        query = Q(
+            "function_score",
+            query=Q("exists", field="embedding"),
+            random_score={"seed": seed, "field": "_seq_no"},
+            boost_mode="replace",
+        )
+        search = Search(using=self.client, index=self.index).query(query).source(["embedding"]).extra(size=size)
+        response = self._call(search.execute)
+        return [h["_source"]["embedding"] for h in response.to_dict()["hits"]["hits"]
+                if (h.get("_source") or {}).get("embedding")]
 
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         self._call(self.client.options(ignore_status=404).indices.delete, index=self.index)

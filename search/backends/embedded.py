@@ -193,12 +193,43 @@ class EmbeddedBackend(SearchBackend):
             count = conn.execute(f"SELECT count(*) FROM docs_{gen}").fetchone()[0]
         except sqlite3.Error as exc:
             raise _translate(exc) from None
+        floor = values.get(f"g{gen}.similarity_floor")
         return IndexMeta(
             exists=True,
             embeddings_model=values.get(f"g{gen}.embeddings_model", ""),
             embeddings_dims=int(values.get(f"g{gen}.embeddings_dims") or 0),
             documents=count,
+            similarity_floor=float(floor) if floor else None,
+            floor_documents=int(values.get(f"g{gen}.floor_documents") or 0),
         )
+
+    def set_similarity_floor(self, floor: float, *, documents: int) -> None:
+        with self._transaction() as conn:
+            gen = self.generation if self.generation is not None else self._active(conn)
+            if gen is None:
+                raise IndexMissing()
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(f"g{gen}.similarity_floor", repr(float(floor))), (f"g{gen}.floor_documents", str(documents))],
+            )
+
+    def sample_embeddings(self, size: int, *, seed: int = 0) -> list[list[float]]:
+        conn, gen = self._read()
+        try:
+            rids = [r[0] for r in conn.execute(f"SELECT rid FROM docs_{gen} WHERE embedding IS NOT NULL")]
+            if not rids:
+                return []
+            picked = np.random.default_rng(seed).choice(len(rids), size=min(size, len(rids)), replace=False)
+            chosen = [rids[i] for i in sorted(picked)]
+            blobs = []
+            for start in range(0, len(chosen), _CHUNK):
+                chunk = chosen[start : start + _CHUNK]
+                blobs += [r[0] for r in conn.execute(
+                    f"SELECT embedding FROM docs_{gen} WHERE rid IN ({','.join('?' * len(chunk))})", chunk
+                )]
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+        return [np.frombuffer(b, dtype=np.float32).tolist() for b in blobs if b]
 
     def create(self, *, embeddings_model: str, embeddings_dims: int) -> None:
         self.finish_rebuild(self.begin_rebuild(embeddings_model=embeddings_model, embeddings_dims=embeddings_dims))

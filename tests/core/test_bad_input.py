@@ -62,6 +62,7 @@ OBJECT_OF = {
     "inbox:conversation_label_add": "conversation", "inbox:conversation_label_remove": "conversation",
     "label_id": "label", "inbox:note_delete": "note", "inbox:saved_reply_edit": "saved_reply",
     "inbox:saved_reply_delete": "saved_reply", "inbox:saved_reply_fill": "saved_reply",
+    "search:answer": "question",
     "identity_id": "identity", "account_id": "account", "lead_post_id": "lead", "conversation_id": "conversation",
 }
 MISSING_IDS = ("0", "99999999999999999999999")
@@ -223,7 +224,14 @@ def world(auth_client, identity):
     saved_reply = SavedReply.objects.create(title="Hi", body="Hi {name}")
     return {"identity": identity, "conversation": conversation, "lead": lead, "account": account, "watch": watch,
             "snapshot": snapshot, "job": job, "call": call, "draft": draft, "dnc": dnc, "attachment": attachment,
-            "label": label, "note": note, "saved_reply": saved_reply}
+            "label": label, "note": note, "saved_reply": saved_reply, "question": _archive_question()}
+
+
+def _archive_question():
+    from search.models import ArchiveQuestion
+
+    return ArchiveQuestion.objects.create(question="who lent me a tent?", status="answered", answer_text="A friend [1].",
+                                          citations_json=[{"n": 1, "doc_id": "message:1", "title": "t", "url": None}])
 
 
 def _fill(name: str, route: str, objects: dict | None, missing: str) -> str:
@@ -371,7 +379,14 @@ def sparse_world(auth_client, identity):
         "label": Label.objects.create(name="unused", key="unused"),
         "note": AccountNote.objects.create(account=account, body="x"),
         "saved_reply": SavedReply.objects.create(title="t", body="{post_title}"),
+        "question": _empty_archive_question(),
     }
+
+
+def _empty_archive_question():
+    from search.models import ArchiveQuestion
+
+    return ArchiveQuestion.objects.create(question="", status="failed", error=None, answer_text=None)
 
 
 def test_objects_in_their_emptiest_states_are_never_a_500(auth_client, sparse_world):

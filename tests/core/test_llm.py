@@ -357,3 +357,52 @@ def test_changing_the_fake_dimension_follows_into_settings(fake_llm, settings):
     (vector,) = embeddings_client().embed(["x"])
 
     assert len(vector) == 32 == settings.EMBEDDINGS_DIMS
+
+
+# --- issue 14: exact token counts, replies cut at the limit ---
+
+
+def test_token_counts_come_from_the_servers_tokenize_when_it_has_one(fake_llm):
+    from rediska.llm import count_tokens
+
+    fake_llm.tokenize = True
+    assert count_tokens("one two three " * 20) == 60  # the fake counts a token a word
+
+
+def test_token_counts_fall_back_to_the_estimate_without_tokenize(fake_llm):
+    from rediska.llm import count_tokens
+
+    text = "one two three " * 20
+    assert count_tokens(text) == estimate_tokens(text)
+    assert count_tokens(text) == estimate_tokens(text)  # asked once: the 404 is remembered
+    assert len(fake_llm.tokenize_requests) == 1
+
+
+def test_token_counts_fall_back_to_the_estimate_when_no_model_is_configured(settings):
+    from rediska.llm import count_tokens
+
+    settings.INFERENCE_URL = ""
+    assert count_tokens("hello world") == estimate_tokens("hello world")
+
+
+def test_a_reply_cut_at_the_token_limit_is_reported_with_the_setting_to_raise(fake_llm, recorded):
+    from rediska.llm import LLMTruncated
+
+    fake_llm.finish_reason = "length"
+    fake_llm.reply_text('{"summary": "it was a long')
+
+    with pytest.raises(LLMTruncated) as caught:
+        chat()
+
+    assert "LLM_MAX_REPLY_TOKENS" in caught.value.user_message and "cut off" in caught.value.user_message
+    assert len(fake_llm.chat_requests) == 1  # not asked again: it would be cut at the same place
+    assert [r.status for r in recorded] == ["invalid"] and "token limit" in recorded[0].error
+
+
+def test_llm_max_reply_tokens_raises_the_operations_limit(fake_llm, settings):
+    settings.LLM_MAX_REPLY_TOKENS = 4096
+    fake_llm.reply_json({"summary": "ok", "score": 1})
+
+    chat()
+
+    assert fake_llm.chat_requests[0]["max_tokens"] == 4096

@@ -88,6 +88,9 @@ class FakeLLM(LocalHTTPServer):
         self._release = threading.Event()
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.tokenize = False  # True: answer /tokenize like llama-server (one token a word)
+        self.tokenize_requests: list[dict] = []
+        self.finish_reason = "stop"
         super().__init__(_handler_for(self))
 
     @property
@@ -128,6 +131,12 @@ class FakeLLM(LocalHTTPServer):
         self.headers.clear()
         self._settings = None
         self._dims = DEFAULT_DIMS
+        self.tokenize = False
+        self.tokenize_requests.clear()
+        self.finish_reason = "stop"
+        from rediska.llm import forget_tokenizers
+
+        forget_tokenizers()
 
     def close(self):
         self._release.set()
@@ -138,7 +147,8 @@ class FakeLLM(LocalHTTPServer):
         with self._lock:
             if not self._script:
                 return None
-            if embeddings and self._script[0][0] == "content":
+            step = self._script[0]
+            if embeddings and (step[0] == "content" or (step[0] == "slow" and step[2] is not None)):
                 return None  # a scripted completion waits for its chat request (indexing runs alongside)
             return self._script.popleft()
 
@@ -171,7 +181,7 @@ class FakeLLM(LocalHTTPServer):
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "model": body.get("model") or self.model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "choices": [{"index": 0, "finish_reason": self.finish_reason, "message": {"role": "assistant", "content": content}}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -191,6 +201,14 @@ def _handler_for(fake: FakeLLM):
                 body = json.loads(self.rfile.read(length) or b"{}")
             except ValueError:
                 body = {}
+            if self.path == "/tokenize":  # counted apart: `requests` holds the model calls
+                fake.tokenize_requests.append(body)
+                if fake.tokenize:
+                    tokens = list(range(len(str(body.get("content", "")).split())))
+                    self.reply(200, {"Content-Type": "application/json"}, json.dumps({"tokens": tokens}).encode())
+                else:
+                    self.reply(404, {"Content-Type": "application/json"}, b'{"error": {"code": 404, "message": "File Not Found"}}')
+                return
             fake.requests.append(body)
             fake.headers.append(dict(self.headers))
             if self.path not in ("/v1/chat/completions", "/v1/embeddings"):

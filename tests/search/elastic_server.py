@@ -68,6 +68,9 @@ class FakeElastic(LocalHTTPServer):
             if action is None and method == "DELETE":
                 del self.indices[name]
                 return 200, {"acknowledged": True}
+            if action == "_mapping" and method == "PUT":  # only `_meta` changes in our use
+                index["body"]["mappings"]["_meta"] = body.get("_meta")
+                return 200, {"acknowledged": True}
             if action == "_mapping":
                 return 200, {name: {"mappings": index["body"]["mappings"]}}
             if action == "_count":
@@ -131,8 +134,9 @@ class FakeElastic(LocalHTTPServer):
         docs = self.indices[index]["docs"]
         ids, scores = self._search_replies.popleft() if self._search_replies else ([], None)
         hits = []
+        wants_vectors = isinstance(body.get("_source"), list) and "embedding" in body["_source"]
         for rank, doc_id in enumerate(ids):
-            source = {k: v for k, v in docs.get(doc_id, {}).items() if k != "embedding"}
+            source = {k: v for k, v in docs.get(doc_id, {}).items() if wants_vectors or k != "embedding"}
             score = scores[rank] if scores else float(len(ids) - rank)
             hits.append({"_index": index, "_id": doc_id, "_score": score, "_source": source})
         return {

@@ -243,3 +243,43 @@ def test_pending_embeddings_without_ids_asks_for_documents_missing_a_vector(back
     assert backend.pending_embeddings() == [PendingEmbedding("message:1", content_hash("x"), "x")]
     body = fake_elastic.bodies("POST", f"/{INDEX}/_search")[-1]
     assert body["query"] == {"bool": {"must_not": [{"exists": {"field": "embedding"}}]}}
+
+
+# --- the similarity floor (issue 14) -------------------------------------------------------
+
+
+def test_the_similarity_floor_is_stored_in_the_mappings_meta_beside_the_model(backend, fake_elastic):
+    backend.set_similarity_floor(0.31, documents=1200)
+    (body,) = fake_elastic.bodies("PUT", f"/{INDEX}/_mapping")
+    assert body == {"_meta": {"embeddings_model": "bge-small", "embeddings_dims": 384,
+                              "similarity_floor": 0.31, "floor_documents": 1200}}
+    meta = backend.meta()
+    assert (meta.similarity_floor, meta.floor_documents, meta.embeddings_model) == (0.31, 1200, "bge-small")
+
+
+def test_sampling_embeddings_asks_for_random_documents_with_vectors(backend, fake_elastic):
+    backend.upsert([doc("message:1", "one"), doc("message:2", "two")])
+    backend.set_embeddings([(PendingEmbedding("message:1", content_hash("one"), "one"), [0.1] * 384)])
+    fake_elastic.requests.clear()
+    fake_elastic.reply_search(["message:1"])
+
+    vectors = backend.sample_embeddings(400, seed=3)
+
+    (body,) = fake_elastic.bodies("POST", f"/{INDEX}/_search")
+    assert body == {
+        "query": {"function_score": {"query": {"exists": {"field": "embedding"}},
+                                     "functions": [{"random_score": {"seed": 3, "field": "_seq_no"}}],
+                                     "boost_mode": "replace"}},
+        "_source": ["embedding"],
+        "size": 400,
+    }
+    assert vectors == [[0.1] * 384]
+
+
+def test_keyword_query_leaves_out_words_that_carry_no_meaning(backend, fake_elastic):
+    from search import services
+
+    services.hybrid_rankings(backend, "who offered to lend me a tent", terms("who offered to lend me a tent"),
+                             Filters(), [])
+    (body,) = fake_elastic.bodies("POST", f"/{INDEX}/_search")
+    assert body["query"]["bool"]["must"] == [{"match": {"text": "offered lend tent"}}]

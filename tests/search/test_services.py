@@ -347,3 +347,61 @@ def test_the_embedding_task_without_ids_sweeps_documents_left_without_vectors(fa
     settings.EMBEDDINGS_URL = url
     assert generate() == {"embedded": 1, "pending": 1}
     assert get_backend().pending_embeddings() == []
+
+
+# --- the similarity floor derived from the index (issue 14) ------------------------------
+
+
+def _near_axis(i: int, dims: int) -> list[float]:
+    """Unit vectors sharing a small common part: any two have a cosine of 0.09 / 1.09."""
+    v = [0.0] * dims
+    v[0], v[i] = 0.3, 1.0
+    return v
+
+
+def _index_topics(fake_llm, n: int):
+    messages = [MessageFactory(body_text=f"topic number {i}") for i in range(1, n + 1)]
+    index("message", *messages)
+    fake_llm.reply_embeddings([_near_axis(i, fake_llm.dims) for i in range(1, n + 1)])
+    generate([f"message:{m.pk}" for m in messages])
+    return messages
+
+
+def test_the_similarity_floor_is_derived_from_random_pairs_and_stored_with_the_index(fake_llm):
+    _index_topics(fake_llm, 10)
+    meta = get_backend().meta()
+    assert meta.similarity_floor == pytest.approx(0.09 / 1.09, abs=1e-6)
+    assert meta.floor_documents == 10 and meta.embeddings_model == "fake-embed"
+
+
+def test_a_query_about_nothing_in_the_index_shows_no_meaning_matches_without_any_setting(fake_llm, settings):
+    assert settings.SEARCH_MIN_SIMILARITY == 0
+    messages = _index_topics(fake_llm, 10)
+    fake_llm.reply_embeddings([_unit(40, fake_llm.dims)])  # orthogonal to every document
+    assert found("volcanoes erupting") == []
+    fake_llm.reply_embeddings([_unit(3, fake_llm.dims)])  # the meaning of message 3 only
+    assert found("volcanoes erupting") == [f"message:{messages[2].pk}"]
+
+
+def test_search_min_similarity_overrides_the_derived_floor(fake_llm, settings):
+    _index_topics(fake_llm, 10)
+    settings.SEARCH_MIN_SIMILARITY = 0.99
+    fake_llm.reply_embeddings([_unit(3, fake_llm.dims)])  # cosine 0.958 to message 3
+    assert found("volcanoes erupting") == []
+
+
+def test_a_small_index_has_no_floor_until_it_grows(fake_llm):
+    _index_topics(fake_llm, 3)
+    assert get_backend().meta().similarity_floor is None
+    more = [MessageFactory(body_text=f"another subject {i}") for i in range(4, 14)]
+    index("message", *more)
+    fake_llm.reply_embeddings([_near_axis(i, fake_llm.dims) for i in range(4, 14)])
+    generate([f"message:{m.pk}" for m in more])
+    assert get_backend().meta().floor_documents == 13
+
+
+def test_reindex_recomputes_the_floor_from_the_rebuilt_vectors(fake_llm):
+    _index_topics(fake_llm, 10)
+    services.reindex()  # the fake's own bag-of-words vectors this time
+    meta = get_backend().meta()
+    assert meta.similarity_floor is not None and meta.similarity_floor != pytest.approx(0.09 / 1.09, abs=1e-6)

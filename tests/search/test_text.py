@@ -43,3 +43,19 @@ def test_snippet_marks_cjk_substrings():
 
 def test_snippet_without_terms_is_the_start_of_the_text():
     assert snippet("short text", []) == [("short text", False)]
+
+
+def test_keyword_terms_drop_words_that_carry_no_meaning():
+    from search.text import keyword_terms
+
+    assert keyword_terms(terms("who offered to lend me a tent?")) == ["offered", "lend", "tent"]
+    assert keyword_terms(["the", "who"]) == ["the", "who"]  # nothing else left: still searched
+
+
+def test_term_coverage_is_the_length_weighted_share_of_query_words_found():
+    from search.text import term_coverage
+
+    assert term_coverage("I can lend you my tent", ["lend", "tent"]) == 1.0
+    assert term_coverage("a tent for two", ["lend", "tents"]) == 5 / 9
+    assert term_coverage("nothing here", ["lend"]) == 0.0
+    assert term_coverage("東京で会いましょう", ["東京"]) == 1.0
