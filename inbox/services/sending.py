@@ -30,8 +30,8 @@ from django.utils import timezone
 import search
 from identities.models import Identity
 from identities.services import DoNotContactError, archive_only_message, capabilities_for, check_can_contact, session_for
-from rediska.providers import get_provider
 from rediska import audit
+from rediska.providers import get_provider
 from rediska.providers.base import SentMessage
 from rediska.providers.errors import (
     AuthError,
@@ -217,12 +217,17 @@ def send_manual(
     return message
 
 
+def _account_of(identity: Identity, conversation: Conversation | None, to: str) -> ExternalAccount | None:
+    if conversation is not None:
+        return conversation.counterpart_account
+    return ExternalAccount.objects.filter(provider_id=identity.provider_id, external_username__iexact=to).first()
+
+
 def _check_pacing(identity: Identity, attempt: SendAttempt, conversation: Conversation | None, to: str) -> None:
     """The pacing gate; a first message is counted (flagged on its attempt) under the identity's row lock,
     so two first messages sent at once cannot both take the last one of the day."""
     first = conversation is None and pacing.is_first_message(identity, to)
-    account = conversation.counterpart_account if conversation is not None else (
-        ExternalAccount.objects.filter(provider_id=identity.provider_id, external_username__iexact=to).first())
+    account = _account_of(identity, conversation, to)
     with transaction.atomic():
         locked = Identity.objects.select_for_update().get(pk=identity.pk)
         pacing.check_send_allowed(locked, account, is_first_message=first)
@@ -308,6 +313,10 @@ def prepare_site_send(*, identity: Identity, body: str, conversation: Conversati
         check_can_contact(identity.provider_id, to)
     except DoNotContactError as exc:
         raise SendError(exc.user_message, code="dnc") from exc
+    # The daily cap of first messages holds on the provider's page too (checked, not counted:
+    # only "I sent it" says the message went out).
+    pacing.check_send_allowed(identity, _account_of(identity, conversation, to),
+                              is_first_message=conversation is None and pacing.is_first_message(identity, to))
     try:
         url = get_provider(identity.provider_id).compose_url(to=to, subject=subject, body=body)
     except ProviderError as exc:
@@ -345,10 +354,13 @@ def record_sent_by_hand(*, identity: Identity, body: str, idempotency_key: str,
         _failed(attempt, identity, request, exc)
         raise SendError(exc.user_message, code="dnc") from exc
     now = timezone.now()
+    # It already went out: the cap is never applied here, but a first message counts against it.
+    first = conversation is None and pacing.is_first_message(identity, to)
     with transaction.atomic():
         message = _store_sent(identity, conversation, to, subject, body, SentMessage(None, None, now), key)
         SendAttempt.objects.filter(pk=attempt.pk).update(
-            status=SendAttempt.Status.SENT, message=message, conversation=message.conversation, updated_at=now)
+            status=SendAttempt.Status.SENT, message=message, conversation=message.conversation, updated_at=now,
+            is_first_message=first)
         mark_contacted(message.conversation.counterpart_account, message.sent_at)
         audit.record("message.sent_by_hand", provider_id=identity.provider_id, identity_id=identity.pk,
                      entity=message, request=request, response={"message_id": message.pk})

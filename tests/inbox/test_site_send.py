@@ -122,3 +122,23 @@ def test_an_empty_or_expired_form_records_nothing(auth_client, thread):
     for form in ({"body": "  ", "idempotency_key": "k-5"}, {"body": "hi", "idempotency_key": "bad key!"}):
         assert auth_client.post(reverse("inbox:sent_by_hand", args=[thread.pk]), form).status_code in (400, 409)
     assert not Message.objects.filter(direction="out").exists()
+
+
+def test_the_daily_cap_of_first_messages_holds_on_the_providers_page_and_hand_sent_ones_count(feed_alice, fake_feeds):
+    from inbox.services import pacing
+
+    pacing.set_first_message_cap(feed_alice, 1)
+    record_sent_by_hand(identity=feed_alice, body="hello carol", idempotency_key="k-carol", to_username="carol",
+                        subject="hi")
+    assert pacing.pacing_for(feed_alice).left == 0
+    with pytest.raises(SendError, match="first message") as caught:
+        prepare_site_send(identity=feed_alice, body="hello dave", to_username="dave", subject="hi")
+    assert caught.value.code == "cap"
+    assert not AuditLog.objects.filter(action_type="message.open_compose").exists()
+
+
+def test_a_reply_on_the_providers_page_is_never_capped(thread, feed_alice):
+    from inbox.services import pacing
+
+    pacing.set_first_message_cap(feed_alice, 0)
+    assert prepare_site_send(identity=feed_alice, body="see you", conversation=thread)["to"] == "bob"
