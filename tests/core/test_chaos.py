@@ -107,3 +107,47 @@ def test_an_index_rebuild_killed_halfway_ends_with_every_message_indexed(chaos):
     recovered = time.monotonic() - killed
     print(f"\nindex rebuild: {at_kill} documents at the SIGKILL after {killed - started:.1f}s; "
           f"{TOTAL} and every job done {recovered:.1f}s after the new worker started")
+
+
+IMPORTED = 60_000  # six batches of the importer
+
+
+def test_an_import_killed_halfway_ends_with_every_message_stored_once(chaos, tmp_path):
+    from tests.fakes.reddit_export import message, write_export
+
+    stack, identity_id = chaos
+    for process in stack.processes:
+        if process.poll() is None:
+            stack.sigkill(process)
+    stack.query("DELETE FROM jobs")
+    before = _messages(stack)
+    # A data export of the identity's own history: ids of their own, so every row is new here.
+    export = write_export(tmp_path / "export.zip", messages=(
+        message(f"imp{i:x}", "chaos" if i % 2 else f"pen{i % 300}", f"pen{i % 300}" if i % 2 else "chaos",
+                f"imported line {i}", thread=f"th{i // 4:x}", minutes=i)
+        for i in range(IMPORTED)))
+    worker = stack.start_worker("import-worker-1.log")
+    started = time.monotonic()
+    stack.shell("from identities.models import Identity\nfrom inbox.services import export_import\n"
+                "from rediska.jobs import enqueue\nfrom pathlib import Path\n"
+                f"identity = Identity.objects.get(pk={identity_id})\n"
+                f"record = export_import.local_import(identity, Path({str(export)!r}))\n"
+                "enqueue(export_import.TASK, identity.pk, record.token, "
+                "dedupe_key=export_import.job_key(identity.pk, record.token))")
+    at_kill = wait_for(lambda: (n := _messages(stack) - before) >= IMPORTED // 3 and n, timeout=600, interval=0.1,
+                       what="a third of the imported messages")
+    stack.sigkill(worker)
+    killed = time.monotonic()
+    assert at_kill < IMPORTED, "the import ended before the kill: nothing was tested"
+    assert "running" in stack.job_statuses()
+
+    second = stack.start_worker("import-worker-2.log")
+    wait_for(lambda: _messages(stack) - before == IMPORTED and _all_done(stack) or second.poll() is not None,
+             timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("import-worker-2.log"),
+             what=lambda: f"{IMPORTED} imported messages and every job done (now {_messages(stack) - before}, "
+                          f"{stack.job_statuses()})")
+    assert second.poll() is None, stack.log_tail("import-worker-2.log")
+    print(f"\nimport: {at_kill} messages at the SIGKILL after {killed - started:.1f}s; {IMPORTED} and every job "
+          f"done {time.monotonic() - killed:.1f}s after the new worker started")
+    assert stack.scalar("SELECT COUNT(*) FROM messages WHERE external_message_id LIKE '%imp%'") == IMPORTED
+    assert stack.scalar("SELECT resumed_count FROM jobs WHERE job_type = 'ingest.import_export'") == 1
