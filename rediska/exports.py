@@ -186,7 +186,7 @@ class ExportArchive:
             self._zip = zipfile.ZipFile(path)
             infos = self._zip.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-            raise ExportError("This is not a ZIP file: upload the .zip Reddit's email links to, unchanged.") \
+            raise ExportError("This is not a ZIP file: upload the .zip the provider's email links to, unchanged.") \
                 from None
         if len(infos) > settings.EXPORT_MAX_MEMBERS:
             raise ExportError(f"The ZIP holds {len(infos):,} files, more than an export has "
