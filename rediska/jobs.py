@@ -2,8 +2,9 @@
 
 The row records queued/running/retrying/failed/done, attempts, the next run
 and the last error; a `dedupe_key` that is already done is never run again.
-Transient errors (anything with a truthy `transient` attribute) are retried
-with exponential backoff and jitter until `max_attempts`.
+Transient errors (anything with a truthy `transient` attribute, and database
+lock contention: deadlocks, lock wait timeouts) are retried with exponential
+backoff and jitter until `max_attempts`.
 
 A running job beats (`heartbeat_at`, the database's clock: a jump of a worker's
 or the beat's clock changes nothing) from a timer thread and on every progress
@@ -24,7 +25,7 @@ from datetime import timedelta
 
 from celery import current_app, shared_task
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -45,8 +46,18 @@ class TransientJobError(Exception):
     transient = True
 
 
+# Lock contention is worth another try, not a failed job: InnoDB picks a deadlock victim
+# (1213) or gives up waiting (1205) when two jobs write the same rows at once (the inbox
+# and sent walks of one backfill upserting the same people); SQLite says "locked".
+_DB_CONTENTION_CODES = {1205, 1213}
+
+
 def is_transient(exc: BaseException) -> bool:
-    return bool(getattr(exc, "transient", False))
+    if getattr(exc, "transient", False):
+        return True
+    if isinstance(exc, OperationalError) and exc.args:
+        return exc.args[0] in _DB_CONTENTION_CODES or "database is locked" in str(exc.args[0])
+    return False
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:

@@ -3,7 +3,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from rediska.jobs import TransientJobError, backoff_seconds, enqueue, ledger_task
+from django.db import OperationalError
+
+from rediska.jobs import TransientJobError, backoff_seconds, enqueue, is_transient, ledger_task
 from rediska.models import Job
 
 CALLS: list = []
@@ -26,6 +28,11 @@ def flaky(job, failures_before_success):
 @ledger_task("test.broken", queue="test")
 def broken(job):
     raise ValueError("bad data in row 7")
+
+
+@ledger_task("test.contended", queue="test", max_attempts=3)
+def contended(job, error):
+    raise OperationalError(*error)
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +128,26 @@ def test_transient_errors_fail_the_job_after_max_attempts():
     assert job.status == Job.Status.FAILED
     assert job.attempts == job.max_attempts == 3
     assert job.next_run_at is None
+
+
+@pytest.mark.parametrize("error", [
+    (1213, "Deadlock found when trying to get lock; try restarting transaction"),  # MySQL/MariaDB
+    (1205, "Lock wait timeout exceeded; try restarting transaction"),
+    ("database is locked",),  # SQLite
+])
+def test_lock_contention_in_the_database_is_retried_not_failed(error, monkeypatch):
+    # Two jobs writing the same rows at once (the inbox and sent walks of one backfill) can deadlock.
+    monkeypatch.setattr("rediska.jobs.current_app.send_task", lambda name, **kw: None)
+    job = enqueue("test.contended", list(error))
+    with pytest.raises(OperationalError):
+        contended.apply(args=[list(error)], kwargs={"job_id": job.pk}, throw=True)
+    job.refresh_from_db()
+    assert job.status == Job.Status.RETRYING and job.next_run_at is not None
+
+
+def test_other_database_errors_are_not_transient():
+    assert not is_transient(OperationalError(1054, "Unknown column 'x' in 'field list'"))
+    assert not is_transient(OperationalError("no such table: messages"))
 
 
 def test_other_errors_fail_at_once_with_the_reason():
