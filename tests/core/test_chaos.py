@@ -40,6 +40,12 @@ def _messages(stack) -> int:
     return stack.scalar("SELECT COUNT(*) FROM messages")
 
 
+def _failures(stack) -> str:
+    """The failed jobs and why, for a timed-out wait's message."""
+    failed = stack.query("SELECT id, job_type, last_error FROM jobs WHERE status = 'failed'")
+    return f"; failed jobs: {failed}" if failed else ""
+
+
 def _all_done(stack) -> bool:
     statuses = stack.job_statuses()
     return bool(statuses) and set(statuses) == {"done"}
@@ -62,7 +68,8 @@ def test_a_backfill_killed_halfway_ends_with_every_message_stored_once(chaos):
     second = stack.start_worker("backfill-worker-2.log")
     wait_for(lambda: _messages(stack) == TOTAL and _all_done(stack) or second.poll() is not None,
              timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("backfill-worker-2.log"),
-             what=lambda: f"{TOTAL} messages and every job done (now {_messages(stack)}, {stack.job_statuses()})")
+             what=lambda: f"{TOTAL} messages and every job done (now {_messages(stack)}, {stack.job_statuses()})"
+                          f"{_failures(stack)}")
     assert second.poll() is None, stack.log_tail("backfill-worker-2.log")
     recovered = time.monotonic() - killed
     print(f"\nbackfill: {at_kill} messages at the SIGKILL after {killed - started:.1f}s; "
@@ -102,7 +109,7 @@ def test_an_index_rebuild_killed_halfway_ends_with_every_message_indexed(chaos):
     wait_for(lambda: stack.indexed("message") == TOTAL and _all_done(stack) or second.poll() is not None,
              timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("index-worker-2.log"),
              what=lambda: f"{TOTAL} indexed messages and every job done (now {stack.indexed('message')}, "
-                          f"{stack.job_statuses()})")
+                          f"{stack.job_statuses()}){_failures(stack)}")
     assert second.poll() is None, stack.log_tail("index-worker-2.log")
     recovered = time.monotonic() - killed
     print(f"\nindex rebuild: {at_kill} documents at the SIGKILL after {killed - started:.1f}s; "
@@ -145,7 +152,7 @@ def test_an_import_killed_halfway_ends_with_every_message_stored_once(chaos, tmp
     wait_for(lambda: _messages(stack) - before == IMPORTED and _all_done(stack) or second.poll() is not None,
              timeout=RECOVERY, interval=0.5, evidence=lambda: stack.log_tail("import-worker-2.log"),
              what=lambda: f"{IMPORTED} imported messages and every job done (now {_messages(stack) - before}, "
-                          f"{stack.job_statuses()})")
+                          f"{stack.job_statuses()}){_failures(stack)}")
     assert second.poll() is None, stack.log_tail("import-worker-2.log")
     print(f"\nimport: {at_kill} messages at the SIGKILL after {killed - started:.1f}s; {IMPORTED} and every job "
           f"done {time.monotonic() - killed:.1f}s after the new worker started")
