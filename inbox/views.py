@@ -110,6 +110,12 @@ def conversation_detail(request, pk: int):
     return _conversation_page(request, conversation, ReplyForm())
 
 
+def _send_refused(request, conversation: Conversation, form: ReplyForm, exc: SendError):
+    # The typed text and the same key stay in the box: a resubmission is the same click.
+    return _conversation_page(request, conversation, form, error=exc.user_message,
+                              status=SEND_STATUS.get(exc.code, 400))
+
+
 @identity_required
 @require_POST
 def reply(request, pk: int):
@@ -123,9 +129,7 @@ def reply(request, pk: int):
         result = tasks.send_manual(conversation.identity_id, form.cleaned_data["body"],
                                    form.cleaned_data["idempotency_key"], conversation_id=conversation.pk)
     except SendError as exc:
-        # The typed text and the same key stay in the box: a resubmission is the same click.
-        return _conversation_page(request, conversation, form, error=exc.user_message,
-                                  status=SEND_STATUS.get(exc.code, 400))
+        return _send_refused(request, conversation, form, exc)
     flash.success(request, "Sent.")
     return redirect(reverse("inbox:conversation", args=[conversation.pk]) + f"#m{result['message_id']}")
 
@@ -142,8 +146,7 @@ def compose_on_site(request, pk: int):
         site_send = sending.prepare_site_send(identity=conversation.identity, body=form.cleaned_data["body"],
                                               conversation=conversation)
     except SendError as exc:
-        return _conversation_page(request, conversation, form, error=exc.user_message,
-                                  status=SEND_STATUS.get(exc.code, 400))
+        return _send_refused(request, conversation, form, exc)
     site_send["key"] = form.cleaned_data["idempotency_key"]
     return _conversation_page(request, conversation, form, site_send=site_send)
 
@@ -161,8 +164,7 @@ def sent_by_hand(request, pk: int):
                                               idempotency_key=form.cleaned_data["idempotency_key"],
                                               conversation=conversation)
     except SendError as exc:
-        return _conversation_page(request, conversation, form, error=exc.user_message,
-                                  status=SEND_STATUS.get(exc.code, 400))
+        return _send_refused(request, conversation, form, exc)
     flash.success(request, "Recorded as sent by hand; it is linked to the real message when a sync or an "
                            "import brings it in.")
     return redirect(reverse("inbox:conversation", args=[conversation.pk]) + f"#m{message.pk}")
