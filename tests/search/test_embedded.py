@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import time
 
 import pytest
 
-from search.backends.base import Filters
+from search.backends.base import Filters, SearchUnavailable
 from search.backends.embedded import EmbeddedBackend
 from tests.search.test_backends import T0, doc, embed_all, search
 
@@ -82,11 +83,17 @@ def test_workers_creating_a_missing_index_at_once_end_with_one_usable_index(tmp_
     def first_write(n):
         b = EmbeddedBackend(path)
         start.wait()
-        try:
-            b.ensure(embeddings_model="m", embeddings_dims=4)
-            b.upsert([doc(f"message:{n}", f"words of worker {n}")])
-        except Exception as exc:  # collected: an exception in a thread would pass silently
-            errors.append(exc)
+        for attempt in range(5):
+            try:
+                b.ensure(embeddings_model="m", embeddings_dims=4)
+                b.upsert([doc(f"message:{n}", f"words of worker {n}")])
+                return
+            except SearchUnavailable:  # "busy, try again shortly": transient, the ledger retries it
+                time.sleep(0.05 * (attempt + 1))
+            except Exception as exc:  # collected: an exception in a thread would pass silently
+                errors.append(exc)
+                return
+        errors.append(AssertionError(f"worker {n} found the index busy five times"))
 
     threads = [threading.Thread(target=first_write, args=(n,)) for n in range(6)]
     for t in threads:
